@@ -1,0 +1,5 @@
+"""balms_det: ``import balms_det`` registers its datasets, ROI heads and evaluators with detectron2."""
+from .config import add_balms_config
+from . import data  # noqa: F401  registers lt_shapes_{train,val}
+
+__all__ = ["add_balms_config"]

@@ -1,0 +1,1 @@
+"""Datasets: the synthetic long-tailed LVIS-format dataset (lt_shapes)."""

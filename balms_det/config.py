@@ -11,13 +11,60 @@ def add_balms_config(cfg):
     if "BALMS" in cfg.MODEL:
         return cfg
     _add_classifier_config(cfg)
+    _add_decoupled_config(cfg)
     _add_evaluation_config(cfg)
     return cfg
 
 
 def _add_classifier_config(cfg):
-    # Box classifier of the Balanced Softmax ROI heads (balms_det/modeling/).
+    # Box classifier of the Balanced Softmax ROI heads (balms_det/modeling/). Used when
+    # MODEL.ROI_HEADS.NAME is BalancedSoftmaxROIHeads or BalancedSoftmaxCascadeROIHeads.
     cfg.MODEL.BALMS = CN()
+    # Classification loss: "softmax" (stock CE, K+1 logits), "balanced_softmax" (CE on z + TAU*shift),
+    # "sigmoid" (K sigmoid logits, no background logit), "balanced_sigmoid" (official BALMS variant).
+    cfg.MODEL.BALMS.CLS_LOSS = "balanced_softmax"
+    # Balanced Softmax temperature: 1.0 = BALMS Eq. 4, 0.25 = Eq. 10, 0.0 = plain CE (unitless).
+    cfg.MODEL.BALMS.TAU = 1.0
+    # Post-hoc logit adjustment at inference, z - POSTHOC_TAU * shift; 0.0 = off (softmax losses only).
+    cfg.MODEL.BALMS.POSTHOC_TAU = 0.0
+    # Background logit: "unadjusted" (shift 0; foreground shifted by the dataset prior) or "running"
+    # (all K+1 logits shifted by the log running frequency of sampled ROI labels, background included).
+    cfg.MODEL.BALMS.BACKGROUND = "unadjusted"
+    # With BACKGROUND "unadjusted": shift foreground by log(K*pi_j) (True) instead of log(n_j) (False).
+    cfg.MODEL.BALMS.CENTER_PRIOR = True
+    # Pseudo-count added to every running ROI label count (BACKGROUND "running"), in ROIs.
+    cfg.MODEL.BALMS.ROI_COUNT_SMOOTHING = 1.0
+    # Initial probability p0 of the sigmoid classifiers: bias = -log((1 - p0) / p0).
+    cfg.MODEL.BALMS.SIGMOID_PRIOR_PROB = 0.001
+
+    # Where the class counts n_j come from (balms_det/modeling/priors.py).
+    cfg.MODEL.BALMS.PRIOR = CN()
+    # "json" (LVIS categories of the dataset's json_file), "metadata" (class_image_count),
+    # "dataset" (counted from DatasetCatalog dicts), "list" (PRIOR.COUNTS). Summed over DATASETS.TRAIN.
+    cfg.MODEL.BALMS.PRIOR.SOURCE = "json"
+    # Which count: "image_count" (images containing the class) or "instance_count" (annotations).
+    cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"
+    # Explicit per-class counts, contiguous-id order (SOURCE "list"); length must be NUM_CLASSES.
+    cfg.MODEL.BALMS.PRIOR.COUNTS = []
+    # Number of training images (sigmoid variant: p_j = n_j / NUM_IMAGES); 0 = from the source.
+    cfg.MODEL.BALMS.PRIOR.NUM_IMAGES = 0
+    # Count used for classes with zero training samples (so that log n_j is finite); logged.
+    cfg.MODEL.BALMS.PRIOR.MIN_COUNT = 1.0
+
+
+def _add_decoupled_config(cfg):
+    # Decoupled training, stage 2 (balms_det/modeling/decoupled.py): load a stage-1 checkpoint
+    # (MODEL.WEIGHTS) and train only some parameters. The sampler is DATALOADER.SAMPLER_TRAIN
+    # (detectron2's names, or "ClassBalancedSampler" from balms_det/data/samplers.py).
+    cfg.MODEL.BALMS.DECOUPLED = CN()
+    # Freeze every parameter whose name matches none of TRAINABLE.
+    cfg.MODEL.BALMS.DECOUPLED.ENABLED = False
+    # Regular expressions (re.search on parameter names) of the parameters that stay trainable.
+    cfg.MODEL.BALMS.DECOUPLED.TRAINABLE = [r"roi_heads\.box_predictor\.(\d+\.)?cls_score\."]
+    # Re-initialise the classifier before stage 2 (cRT); only when starting fresh, not on --resume.
+    cfg.MODEL.BALMS.DECOUPLED.REINIT_CLASSIFIER = False
+    # Replace BatchNorm layers whose parameters are all frozen by FrozenBatchNorm2d (eval-mode BN).
+    cfg.MODEL.BALMS.DECOUPLED.FREEZE_BN = True
 
 
 def _add_evaluation_config(cfg):

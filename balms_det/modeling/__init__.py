@@ -1,0 +1,11 @@
+"""Balanced Softmax ROI heads: losses, class priors, the box predictor, registered heads, stage 2."""
+from .losses import (
+    balanced_sigmoid_loss,
+    balanced_softmax_loss,
+    posthoc_adjust,
+    sigmoid_ce_loss,
+    softmax_logit_shift,
+)
+from .priors import ClassPrior, class_prior_from_config, load_class_prior
+from .output_layers import BalancedSoftmaxOutputLayers
+from .roi_heads import BalancedSoftmaxCascadeROIHeads, BalancedSoftmaxROIHeads  # registers heads

@@ -1,0 +1,152 @@
+"""Classification losses of the Balanced Softmax ROI heads, as plain functions (tensors in, tensor out).
+
+Notation: ``K`` foreground classes; softmax classifiers have ``K + 1`` logits (background last, as in
+detectron2), sigmoid classifiers have ``K`` logits and no background logit. ``gt_classes`` holds
+labels in ``[0, K]``, ``K`` meaning background.
+
+* Balanced Softmax (BALMS Eq. 4, tau = 1; Eq. 10, tau = 1/4; Menon et al.'s logit-adjusted loss):
+  ``cross_entropy(z + tau * shift, y)`` at training time, plain ``softmax(z)`` at test time.
+* Post-hoc logit adjustment (Menon et al.): a plain-softmax model predicts with ``z - tau * shift``.
+* The ``shift`` vector (length ``K + 1``) is where the background decision lives, see
+  :func:`softmax_logit_shift`.
+* Sigmoid variant of the official BALMS instance-segmentation code: ``K`` sigmoid logits; for
+  foreground ROIs only ``z_j - log((1 - p_j) / p_j)``; binary cross-entropy summed over classes and
+  divided by the number of ROIs.
+"""
+import math
+
+import torch
+from torch.nn import functional as F
+
+__all__ = [
+    "BACKGROUND_MODES",
+    "log_prior",
+    "softmax_logit_shift",
+    "balanced_softmax_loss",
+    "posthoc_adjust",
+    "sigmoid_ce_loss",
+    "balanced_sigmoid_loss",
+    "sigmoid_prior_bias",
+    "sigmoid_probs_with_background",
+]
+
+# How the background logit of a softmax classifier is treated (``MODEL.BALMS.BACKGROUND``):
+#   "unadjusted": background shift 0, foreground shift log n_j (optionally centered, see log_prior).
+#   "running":    every logit, background included, is shifted by the log of the running frequency
+#                 of the sampled ROI labels (the label prior the classifier actually sees).
+BACKGROUND_MODES = ("unadjusted", "running")
+
+
+def log_prior(counts, center=True):
+    """
+    ``log n_j`` for a vector of positive counts; with ``center=True`` minus the log of the mean count,
+    i.e. ``log(K * pi_j)`` with ``pi_j = n_j / sum(n)``: a class of average frequency is not moved.
+    Centering only matters when some logit (the background) is left unshifted.
+    """
+    if not counts.is_floating_point():
+        counts = counts.to(torch.float64)
+    out = counts.log()
+    if center:
+        out = out - counts.mean().log()
+    return out
+
+
+def softmax_logit_shift(fg_counts=None, background="unadjusted", center=True, roi_label_counts=None):
+    """
+    The ``K + 1`` vector added (times tau) to the logits by Balanced Softmax, background last.
+
+    Args:
+        fg_counts: (K,) positive training counts of the foreground classes (``"unadjusted"`` only).
+        background: one of :data:`BACKGROUND_MODES`.
+            ``"unadjusted"``: ``[log n_1 .. log n_K, 0]``, with ``center=True``
+            ``[log(K pi_1) .. log(K pi_K), 0]``. With centering this is the label-prior correction
+            towards a test prior that keeps training's foreground/background split and is uniform
+            over the foreground classes; without it every foreground logit is also moved by
+            ``log(mean n)`` relative to background, which changes the detection rate.
+            ``"running"``: ``log pi_j`` for all ``K + 1`` labels, ``pi`` = frequency of the sampled
+            ROI labels (background included); corrects towards a test prior uniform over all
+            ``K + 1`` labels, so fewer ROIs are called background at test time.
+        roi_label_counts: (K+1,) positive counts of sampled ROI labels (``"running"`` only).
+    """
+    if background == "unadjusted":
+        fg = log_prior(fg_counts, center=center)
+        return torch.cat([fg, fg.new_zeros(1)])
+    if background == "running":
+        return log_prior(roi_label_counts, center=True)
+    raise ValueError(f"Unknown background mode {background!r}; expected one of {BACKGROUND_MODES}")
+
+
+def balanced_softmax_loss(logits, gt_classes, shift, tau=1.0, reduction="mean"):
+    """
+    Balanced Softmax / logit-adjusted cross-entropy: ``CE(z + tau * shift, y)``.
+
+    Args:
+        logits: (N, C) logits z. gt_classes: (N,) int64 labels. shift: (C,), e.g. from
+        :func:`softmax_logit_shift`. tau: 1 = BALMS Eq. 4, 0 = plain cross-entropy.
+    """
+    if logits.numel() == 0 and reduction == "mean":
+        return logits.sum() * 0.0
+    if tau != 0:
+        logits = logits + tau * shift.to(dtype=logits.dtype, device=logits.device)
+    return F.cross_entropy(logits, gt_classes, reduction=reduction)
+
+
+def posthoc_adjust(logits, shift, tau):
+    """Post-hoc logit adjustment (Menon et al.): ``z - tau * shift`` (use the training-time shift)."""
+    if tau == 0:
+        return logits
+    return logits - tau * shift.to(dtype=logits.dtype, device=logits.device)
+
+
+def _sigmoid_targets(logits, gt_classes):
+    n, k = logits.shape
+    target = logits.new_zeros(n, k + 1)
+    target[torch.arange(n, device=logits.device), gt_classes] = 1
+    return target[:, :k]
+
+
+def sigmoid_ce_loss(logits, gt_classes):
+    """
+    Sigmoid baseline: ``K`` logits, one-hot targets (all zero for background ROIs), binary
+    cross-entropy summed over classes and divided by the number of ROIs.
+    """
+    if logits.numel() == 0:
+        return logits.sum() * 0.0
+    target = _sigmoid_targets(logits, gt_classes)
+    loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    return loss.sum() / logits.shape[0]
+
+
+def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12):
+    """
+    Sigmoid variant of Balanced Softmax, as in the official BALMS instance-segmentation code.
+
+    For foreground ROIs (label < K) the logits become ``z_j - log((1 - p_j) / p_j)``; background ROIs
+    keep their logits and have an all-zero target. Binary cross-entropy summed over classes / N.
+
+    Args:
+        logits: (N, K). gt_classes: (N,) labels in [0, K].
+        image_freq: (K,) ``p_j = image_count_j / number of training images``, clamped to
+            ``[eps, 1 - eps]`` so the log-odds stay finite.
+    """
+    if logits.numel() == 0:
+        return logits.sum() * 0.0
+    n, k = logits.shape
+    p = image_freq.to(device=logits.device, dtype=torch.float64).clamp(eps, 1 - eps)
+    log_odds = ((1 - p) / p).log().to(logits.dtype)
+    fg = (gt_classes < k).unsqueeze(1)
+    adjusted = torch.where(fg, logits - log_odds, logits)
+    target = _sigmoid_targets(logits, gt_classes)
+    loss = F.binary_cross_entropy_with_logits(adjusted, target, reduction="none")
+    return loss.sum() / n
+
+
+def sigmoid_prior_bias(prior_prob):
+    """Bias that makes every sigmoid start at probability ``prior_prob``: ``-log((1 - p0) / p0)``."""
+    return -math.log((1 - prior_prob) / prior_prob)
+
+
+def sigmoid_probs_with_background(logits):
+    """``sigmoid(z)`` with a zero background column appended: (N, K) -> (N, K + 1)."""
+    probs = logits.sigmoid()
+    return torch.cat([probs, probs.new_zeros(probs.shape[0], 1)], dim=1)

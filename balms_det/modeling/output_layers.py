@@ -1,0 +1,230 @@
+"""``BalancedSoftmaxOutputLayers``: detectron2's box predictor with the classification loss chosen by key.
+
+``cls_loss`` (``MODEL.BALMS.CLS_LOSS``):
+
+* ``"softmax"``: stock cross-entropy over K + 1 logits (the baseline).
+* ``"balanced_softmax"``: ``CE(z + tau * shift, y)`` in training, ``softmax(z)`` at test
+  (see :func:`~balms_det.modeling.losses.softmax_logit_shift` for the background choice).
+* ``"sigmoid"``: K sigmoid logits (no background logit), bias initialised to the prior probability
+  ``sigmoid_prior_prob``; inference = sigmoid with a zero background column.
+* ``"balanced_sigmoid"``: the sigmoid variant of Balanced Softmax of the official BALMS code.
+
+``posthoc_tau`` > 0 applies post-hoc logit adjustment at inference to the softmax losses.
+The class counts live in the ``class_counts`` buffer (saved in checkpoints when a loss uses them).
+"""
+import logging
+
+import torch
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec, cat, cross_entropy
+from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers, _log_classification_stats
+from torch import nn
+from torch.nn import functional as F
+
+from . import losses as L
+from .priors import class_prior_from_config
+
+__all__ = ["BalancedSoftmaxOutputLayers", "CLS_LOSSES"]
+
+logger = logging.getLogger(__name__)
+
+CLS_LOSSES = ("softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid")
+
+
+def _needs_counts(cls_loss, posthoc_tau, background):
+    if cls_loss == "balanced_sigmoid":
+        return True
+    uses_shift = cls_loss == "balanced_softmax" or (cls_loss == "softmax" and posthoc_tau != 0)
+    return uses_shift and background == "unadjusted"
+
+
+class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
+    """
+    A :class:`FastRCNNOutputLayers` whose classification loss is one of :data:`CLS_LOSSES`.
+    Box regression is unchanged. Usable directly in code (pass ``class_counts``) or from config.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        input_shape: ShapeSpec,
+        *,
+        cls_loss: str = "balanced_softmax",
+        class_counts=None,
+        num_images=None,
+        tau: float = 1.0,
+        posthoc_tau: float = 0.0,
+        background: str = "unadjusted",
+        center_prior: bool = True,
+        sigmoid_prior_prob: float = 0.001,
+        roi_count_smoothing: float = 1.0,
+        **kwargs,
+    ):
+        """
+        Args (besides those of :class:`FastRCNNOutputLayers`):
+            cls_loss: one of :data:`CLS_LOSSES`.
+            class_counts: (K,) positive training counts n_j (needed by the prior-based losses;
+                see :mod:`balms_det.modeling.priors`).
+            num_images: number of training images (``balanced_sigmoid``: p_j = n_j / num_images).
+            tau: Balanced Softmax temperature (1 = BALMS Eq. 4, 1/4 = Eq. 10, 0 = plain CE).
+            posthoc_tau: post-hoc logit adjustment strength at inference (0 = off; softmax only).
+            background: ``"unadjusted"`` or ``"running"`` (:data:`losses.BACKGROUND_MODES`).
+            center_prior: shift foreground logits by ``log(K pi_j)`` instead of ``log n_j``.
+            sigmoid_prior_prob: initial probability p0 of the sigmoid classifiers (bias init).
+            roi_count_smoothing: pseudo-count added to every running ROI label count.
+        """
+        if kwargs.get("use_fed_loss") or kwargs.get("use_sigmoid_ce"):
+            raise ValueError("Use MODEL.BALMS.CLS_LOSS instead of the stock fed/sigmoid CE keys")
+        super().__init__(input_shape, **kwargs)
+        if cls_loss not in CLS_LOSSES:
+            raise ValueError(f"Unknown cls_loss {cls_loss!r}; expected one of {CLS_LOSSES}")
+        if background not in L.BACKGROUND_MODES:
+            raise ValueError(f"Unknown background {background!r}; expected {L.BACKGROUND_MODES}")
+        self.cls_loss = cls_loss
+        self.tau = float(tau)
+        self.posthoc_tau = float(posthoc_tau)
+        self.background = background
+        self.center_prior = center_prior
+        self.sigmoid_prior_prob = sigmoid_prior_prob
+        self.roi_count_smoothing = roi_count_smoothing
+        self.is_sigmoid = cls_loss in ("sigmoid", "balanced_sigmoid")
+        if self.is_sigmoid and self.posthoc_tau != 0:
+            raise ValueError("POSTHOC_TAU applies to the softmax losses only")
+
+        if self.is_sigmoid:  # K logits, no background logit
+            self.cls_score = nn.Linear(self.cls_score.in_features, self.num_classes)
+        self.reset_classifier()
+
+        # Buffers. Persistent (saved in checkpoints) only when this loss uses them, so that loading
+        # a checkpoint trained with another loss (decoupled stage 2) keeps this run's prior.
+        needs = _needs_counts(cls_loss, self.posthoc_tau, background)
+        if class_counts is None:
+            if needs:
+                raise ValueError(f"cls_loss={cls_loss!r} needs class_counts (the class prior)")
+            class_counts = torch.ones(self.num_classes, dtype=torch.float64)
+        class_counts = torch.as_tensor(class_counts, dtype=torch.float64).flatten()
+        if class_counts.numel() != self.num_classes:
+            raise ValueError(
+                f"class_counts has {class_counts.numel()} entries, num_classes is {self.num_classes}"
+            )
+        if not (torch.isfinite(class_counts).all() and (class_counts > 0).all()):
+            raise ValueError("class_counts must be finite and > 0 (see priors.sanitize_counts)")
+        self.register_buffer("class_counts", class_counts, persistent=needs)
+        if cls_loss == "balanced_sigmoid" and not num_images:
+            raise ValueError("cls_loss='balanced_sigmoid' needs num_images (MODEL.BALMS.PRIOR.NUM_IMAGES)")
+        self.register_buffer(
+            "num_train_images",
+            torch.tensor(float(num_images or 0), dtype=torch.float64),
+            persistent=cls_loss == "balanced_sigmoid",
+        )
+        self.register_buffer(
+            "roi_label_counts",
+            torch.zeros(self.num_classes + 1, dtype=torch.float64),
+            persistent=background == "running" and not self.is_sigmoid,
+        )
+
+    @classmethod
+    def from_config(cls, cfg, input_shape, prior=None):
+        """``prior``: a :class:`~balms_det.modeling.priors.ClassPrior` to use instead of loading one."""
+        ret = super().from_config(cfg, input_shape)
+        ret.pop("use_fed_loss")
+        ret.pop("use_sigmoid_ce")
+        ret.pop("get_fed_loss_cls_weights")
+        ret.pop("fed_loss_num_classes")
+        if cfg.MODEL.ROI_BOX_HEAD.USE_FED_LOSS or cfg.MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE:
+            raise ValueError(
+                "BalancedSoftmaxOutputLayers: set MODEL.BALMS.CLS_LOSS instead of "
+                "MODEL.ROI_BOX_HEAD.USE_FED_LOSS / USE_SIGMOID_CE"
+            )
+        b = cfg.MODEL.BALMS
+        ret.update(
+            cls_loss=b.CLS_LOSS,
+            tau=b.TAU,
+            posthoc_tau=b.POSTHOC_TAU,
+            background=b.BACKGROUND,
+            center_prior=b.CENTER_PRIOR,
+            sigmoid_prior_prob=b.SIGMOID_PRIOR_PROB,
+            roi_count_smoothing=b.ROI_COUNT_SMOOTHING,
+        )
+        if _needs_counts(b.CLS_LOSS, b.POSTHOC_TAU, b.BACKGROUND):
+            if prior is None:
+                prior = class_prior_from_config(cfg, need_num_images=b.CLS_LOSS == "balanced_sigmoid")
+            ret["class_counts"] = prior.counts
+            ret["num_images"] = prior.num_images
+        return ret
+
+    def reset_classifier(self):
+        """(Re-)initialise ``cls_score``: N(0, 0.01) weights; bias 0 (softmax) or -log((1-p0)/p0)."""
+        nn.init.normal_(self.cls_score.weight, std=0.01)
+        bias = L.sigmoid_prior_bias(self.sigmoid_prior_prob) if self.is_sigmoid else 0.0
+        nn.init.constant_(self.cls_score.bias, bias)
+
+    # ---------------------------------------------------------------- priors
+    def logit_shift(self):
+        """The (K+1,) Balanced Softmax shift for the current prior (see losses.softmax_logit_shift)."""
+        return L.softmax_logit_shift(
+            self.class_counts,
+            background=self.background,
+            center=self.center_prior,
+            roi_label_counts=self.roi_label_counts + self.roi_count_smoothing,
+        )
+
+    def image_freq(self):
+        """p_j = image_count_j / number of training images (sigmoid variant)."""
+        return self.class_counts / self.num_train_images
+
+    # ---------------------------------------------------------------- training
+    def classification_loss(self, scores, gt_classes):
+        if self.cls_loss == "softmax":
+            return cross_entropy(scores, gt_classes, reduction="mean")
+        if self.cls_loss == "balanced_softmax":
+            return L.balanced_softmax_loss(scores, gt_classes, self.logit_shift(), self.tau)
+        if self.cls_loss == "sigmoid":
+            return L.sigmoid_ce_loss(scores, gt_classes)
+        return L.balanced_sigmoid_loss(scores, gt_classes, self.image_freq())
+
+    @torch.no_grad()
+    def _update_roi_label_counts(self, gt_classes):
+        if self.background == "running" and not self.is_sigmoid and gt_classes.numel():
+            counts = torch.bincount(gt_classes, minlength=self.num_classes + 1)
+            self.roi_label_counts += counts[: self.num_classes + 1].to(self.roi_label_counts.dtype)
+
+    def losses(self, predictions, proposals):
+        """Same as :meth:`FastRCNNOutputLayers.losses`, with :meth:`classification_loss`."""
+        scores, proposal_deltas = predictions
+        gt_classes = (
+            cat([p.gt_classes for p in proposals], dim=0) if len(proposals) else torch.empty(0)
+        )
+        stats_scores = L.sigmoid_probs_with_background(scores) if self.is_sigmoid else scores
+        _log_classification_stats(stats_scores, gt_classes)
+
+        if len(proposals):
+            proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals], dim=0)
+            assert not proposal_boxes.requires_grad, "Proposals should not require gradients!"
+            gt_boxes = cat(
+                [(p.gt_boxes if p.has("gt_boxes") else p.proposal_boxes).tensor for p in proposals],
+                dim=0,
+            )
+        else:
+            proposal_boxes = gt_boxes = torch.empty((0, 4), device=proposal_deltas.device)
+
+        if self.training:
+            self._update_roi_label_counts(gt_classes)
+        losses = {
+            "loss_cls": self.classification_loss(scores, gt_classes),
+            "loss_box_reg": self.box_reg_loss(proposal_boxes, gt_boxes, proposal_deltas, gt_classes),
+        }
+        return {k: v * self.loss_weight.get(k, 1.0) for k, v in losses.items()}
+
+    # ---------------------------------------------------------------- inference
+    def predict_probs(self, predictions, proposals):
+        """(Ri, K + 1) class probabilities per image; background last (zero for sigmoid losses)."""
+        scores, _ = predictions
+        num_inst_per_image = [len(p) for p in proposals]
+        if self.is_sigmoid:
+            probs = L.sigmoid_probs_with_background(scores)
+        else:
+            if self.posthoc_tau != 0:
+                scores = L.posthoc_adjust(scores, self.logit_shift(), self.posthoc_tau)
+            probs = F.softmax(scores, dim=-1)
+        return probs.split(num_inst_per_image, dim=0)

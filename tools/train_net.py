@@ -1,0 +1,80 @@
+#!/usr/bin/env python
+"""Train / evaluate Mask R-CNN with balms_det's heads, datasets and evaluators.
+
+The detectron2 way: ``default_argument_parser`` + ``launch``; a ``DefaultTrainer`` subclass that only
+says what differs. Examples::
+
+    python tools/train_net.py --config-file configs/LTShapes/mask_rcnn_R18_FPN_softmax.yaml
+    python tools/train_net.py --config-file CFG --num-gpus 2            # 2 processes (gloo on CPU)
+    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+    python tools/train_net.py --config-file CFG --resume                # continue from last_checkpoint
+"""
+import logging
+import os
+
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.evaluation import LVISEvaluator, verify_results
+
+import balms_det  # noqa: F401  registers datasets, heads, evaluators
+from balms_det.engine import build_config, cpu_ddp_support
+
+
+class Trainer(DefaultTrainer):
+    def __init__(self, cfg):
+        with cpu_ddp_support():  # `--num-gpus N` on a CPU-only machine trains with gloo
+            super().__init__(cfg)
+
+    @classmethod
+    def build_model(cls, cfg):
+        return super().build_model(cfg)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return super().build_train_loader(cfg)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return LVISEvaluator(dataset_name, output_dir=output_folder)
+
+    def build_hooks(self):
+        return super().build_hooks()
+
+
+def setup(args):
+    cfg = build_config(args.config_file, args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        res = Trainer.test(cfg, model)
+        if cfg.TEST.AUG.ENABLED:
+            res.update(Trainer.test_with_TTA(cfg, model))
+        verify_results(cfg, res)
+        return res
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    logging.getLogger(__name__).info("Command Line Args: %s", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )

@@ -52,7 +52,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q "pip==26.3"
+"${PIP[@]}" install -q "pip==26.3" "setuptools==80.9.0" "wheel==0.45.1"
 echo "[setup_env] installing $TORCH_REQ $D2_REQ + requirements/requirements.txt (~3 GB on first run)"
 # One resolver run for everything: a later, separate install could upgrade numpy/opencv behind
 # detectron2's back (see README, "Environment").

@@ -1,0 +1,197 @@
+"""LVIS evaluation behind one function, with two interchangeable backends.
+
+``"fast"`` is hotcoco's LVIS evaluation (Rust, lvis-api-compatible); ``"lvis"`` is the reference
+lvis-api (pure Python, ~20-40x slower). Both take the same LVIS-format ground truth and results
+list and return the same numbers (tests/test_evaluation.py checks |delta| <= 1e-6).
+"""
+import contextlib
+import copy
+import logging
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .validation import check_lvis_gt, check_lvis_results
+
+logger = logging.getLogger(__name__)
+
+BACKENDS = ("fast", "lvis")
+IOU_TYPES = ("bbox", "segm")
+# The metrics detectron2's LVISEvaluator reports, in its order.
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+LVIS_MAX_DETS_PER_IMAGE = 300
+
+
+class LVISGroundTruth:
+    """An LVIS-format annotation file (path or dict) loaded once for one backend.
+
+    Attributes:
+        backend: "fast" or "lvis".
+        api: the backend's dataset object (``hotcoco.COCO`` or ``lvis.LVIS``).
+        images: {image id: image dict}; categories: {category id: category dict}.
+        num_annotations: number of ground-truth instances (0 for a test-set file).
+    """
+
+    def __init__(self, annotations, backend="fast"):
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown LVIS evaluation backend {backend!r}; expected one of {BACKENDS}")
+        self.backend = backend
+        if isinstance(annotations, (str, os.PathLike)):
+            annotations = os.fspath(annotations)
+        if backend == "fast":
+            import hotcoco
+
+            self.api = hotcoco.COCO(annotations)
+            images, categories = self.api.imgs, self.api.cats
+            self.num_annotations = len(self.api.get_ann_ids())
+        else:
+            self.api = _lvis_api(annotations)
+            for img in self.api.imgs.values():  # absent means empty, as in hotcoco
+                img.setdefault("neg_category_ids", [])
+                img.setdefault("not_exhaustive_category_ids", [])
+            images, categories = self.api.imgs, self.api.cats
+            self.num_annotations = len(self.api.get_ann_ids())
+        self.images = dict(images)
+        self.categories = dict(categories)
+        check_lvis_gt(self.images, self.categories)
+
+
+def _lvis_api(annotations):
+    from lvis import LVIS
+
+    if isinstance(annotations, str):
+        return LVIS(annotations)
+    api = LVIS.__new__(LVIS)  # lvis-api only reads files; build it from an in-memory dict
+    api.logger = logging.getLogger("lvis.lvis")
+    api.dataset = copy.deepcopy(annotations)
+    api._create_index()
+    return api
+
+
+@dataclass
+class LVISEvalResult:
+    """Summary metrics as fractions in [0, 1] (NaN where undefined, e.g. no rare category has
+    ground truth) and AP per category id (NaN for categories without ground truth)."""
+
+    iou_type: str
+    metrics: dict
+    per_class_ap: dict = field(default_factory=dict)
+
+    def metrics_percent(self):
+        """The metrics in percent, detectron2's convention."""
+        return {k: v * 100.0 for k, v in self.metrics.items()}
+
+
+def evaluate_lvis(gt, results, iou_type, *, max_dets_per_image=LVIS_MAX_DETS_PER_IMAGE, check=True):
+    """Evaluate LVIS-format results (list of dicts with image_id, category_id, score and bbox
+    [x, y, w, h] and/or an RLE/polygon "segmentation") against ``gt`` (a :class:`LVISGroundTruth`).
+
+    Applies LVIS's rules: only the ``max_dets_per_image`` highest-scoring detections of each image
+    are kept (-1 or None: all), detections of categories neither present in an image nor in its
+    ``neg_category_ids`` are not counted, and unmatched detections of an image's
+    ``not_exhaustive_category_ids`` are not false positives. Returns an :class:`LVISEvalResult`.
+    ``results`` is not modified.
+    """
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
+    if check:
+        check_lvis_results(results, gt.images, gt.categories, iou_type)
+    if len(results) == 0:
+        # lvis-api cannot load an empty results list; detectron2 reports NaN here.
+        logger.warning("No LVIS detections to evaluate for %s: every metric is NaN.", iou_type)
+        return LVISEvalResult(iou_type, {k: math.nan for k in METRICS}, {})
+    if iou_type == "segm":
+        # As detectron2: without a "bbox" the API takes each detection's area from its mask, so
+        # small/medium/large are defined by mask area as for the ground truth.
+        results = [_segm_only(r, gt.images[r["image_id"]]) for r in results]
+    if max_dets_per_image is None:
+        max_dets_per_image = -1
+    run = _evaluate_fast if gt.backend == "fast" else _evaluate_reference
+    return run(gt, results, iou_type, int(max_dets_per_image))
+
+
+def _segm_only(result, image):
+    """``result`` without its "bbox", polygons turned into an RLE (lvis-api reads only RLEs)."""
+    out = {k: v for k, v in result.items() if k != "bbox"}
+    if isinstance(out["segmentation"], list):
+        from pycocotools import mask as mask_util
+
+        h, w = image["height"], image["width"]
+        rle = mask_util.merge(mask_util.frPyObjects(out["segmentation"], h, w))
+        out["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    return out
+
+
+def _evaluate_fast(gt, results, iou_type, max_dets):
+    import hotcoco
+
+    dt = hotcoco.LVISResults(gt.api, results, max_dets=max_dets)
+    ev = hotcoco.LVISeval(gt.api, dt, iou_type)
+    ev.evaluate()
+    ev.accumulate()
+    with _capture_fd_stdout() as printed:  # hotcoco's summarize() prints its table from Rust
+        ev.summarize()
+    logger.debug("hotcoco summary (%s):\n%s", iou_type, printed.text)
+    summary = ev.get_results()
+    precision = np.asarray(ev.eval["precision"])[..., -1]  # T x R x K x A (last max-dets setting)
+    return _make_result(iou_type, summary, precision, list(ev.params.cat_ids))
+
+
+def _evaluate_reference(gt, results, iou_type, max_dets):
+    from lvis import LVISEval, LVISResults
+
+    results = [dict(r) for r in results]  # lvis-api writes "area", "id" into each detection
+    dt = LVISResults(gt.api, results, max_dets=max_dets)
+    ev = LVISEval(gt.api, dt, iou_type)
+    ev.run()
+    precision = np.asarray(ev.eval["precision"])  # T x R x K x A
+    return _make_result(iou_type, ev.get_results(), precision, list(ev.params.cat_ids))
+
+
+def _make_result(iou_type, summary, precision, cat_ids):
+    metrics = {k: _undefined_to_nan(summary[k]) for k in METRICS}
+    return LVISEvalResult(iou_type, metrics, per_class_ap_from_precision(precision, cat_ids))
+
+
+def _undefined_to_nan(value):
+    # Both APIs use -1 for "no category/area with ground truth": report NaN, as detectron2's COCO
+    # evaluator does, instead of the -100 % detectron2's LVIS evaluator would show.
+    value = float(value)
+    return math.nan if value < 0 else value
+
+
+def per_class_ap_from_precision(precision, cat_ids, area_index=0):
+    """AP per category from a T x R x K x A precision array (-1 = no ground truth): the mean
+    over IoU thresholds and recall levels, as LVIS's AP. Returns {category id: AP or NaN}."""
+    precision = np.asarray(precision, dtype=np.float64)[:, :, :, area_index]
+    valid = precision > -1
+    counts = valid.sum(axis=(0, 1))
+    sums = np.where(valid, precision, 0.0).sum(axis=(0, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ap = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return {int(c): float(a) for c, a in zip(cat_ids, ap)}
+
+
+class _Printed:
+    text = ""
+
+
+@contextlib.contextmanager
+def _capture_fd_stdout():
+    """Capture what native code writes to file descriptor 1 (Python's redirect_stdout cannot)."""
+    printed = _Printed()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        try:
+            yield printed
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            tmp.seek(0)
+            printed.text = tmp.read().decode(errors="replace")

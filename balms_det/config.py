@@ -68,5 +68,11 @@ def _add_decoupled_config(cfg):
 
 
 def _add_evaluation_config(cfg):
-    # LVIS-style evaluation (balms_det/evaluation/).
-    pass
+    # LVIS-style evaluation (balms_det/evaluation/, build_lvis_evaluator).
+    cfg.TEST.LVIS_EVAL = CN()
+    # "fast" (hotcoco, Rust) or "lvis" (lvis-api, the slow reference); both give the same numbers.
+    cfg.TEST.LVIS_EVAL.BACKEND = "fast"
+    # Detections kept per image (highest scores, all classes) before AP, in detections; LVIS: 300.
+    cfg.TEST.LVIS_EVAL.MAX_DETS_PER_IMAGE = 300
+    # Print per-class AP tables and write per_class_ap.{json,csv,png} to the output dir.
+    cfg.TEST.LVIS_EVAL.PER_CLASS = True

@@ -80,11 +80,11 @@ def format_per_class_tables(rows, image_count_source=None):
         table = tabulate(
             [[r["name"], r["category_id"], "-" if r["train_image_count"] is None else r["train_image_count"],
               fmt(r["AP_bbox"]), fmt(r["AP_segm"])] for r in group],
-            headers=["category", "id", "#train images", "AP bbox", "AP segm"], tablefmt="pipe",
+            headers=["category", "id", "#images", "AP bbox", "AP segm"], tablefmt="pipe",
         )
         out.append(f"{title}:\n{table}")
     if image_count_source:
-        out.append(f"(#train images: {image_count_source})")
+        out.append(f"(#images: {image_count_source})")
     return "\n\n".join(out)
 
 
@@ -103,6 +103,8 @@ def plot_per_class_ap(rows, path, image_count_source=None):
     FigureCanvasAgg(fig)
     counts = [max(r["train_image_count"], 1) for t in tasks for r in points[t]]
     x_lo, x_hi = 0.8, max(max(counts) * 1.5, 1000)
+    training = image_count_source is None or image_count_source.startswith("training")
+    xlabel = "training images of the class (log)" if training else "images of the class (log; see note below)"
     bands = {"r": (x_lo, GROUP_EDGES[0]), "c": GROUP_EDGES, "f": (GROUP_EDGES[1], x_hi)}
     for k, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), k + 1)
@@ -120,7 +122,7 @@ def plot_per_class_ap(rows, path, image_count_source=None):
         ax.set_xscale("log")
         ax.set_xlim(x_lo, x_hi)
         ax.set_ylim(-2, 102)
-        ax.set_xlabel("training images of the class (log)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"AP {task} (%)")
         ax.set_title(f"Per-class {task} AP vs training frequency")
         ax.grid(True, which="major", alpha=0.3)

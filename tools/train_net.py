@@ -27,11 +27,15 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        return super().build_model(cfg)
+        from balms_det.modeling import apply_decoupled
+
+        return apply_decoupled(super().build_model(cfg), cfg)  # stage 2: freeze all but TRAINABLE
 
     @classmethod
     def build_train_loader(cls, cfg):
-        return super().build_train_loader(cfg)
+        from balms_det.data.samplers import build_balms_train_loader
+
+        return build_balms_train_loader(cfg)  # detectron2's samplers + ClassBalancedSampler
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
@@ -40,7 +44,12 @@ class Trainer(DefaultTrainer):
         return LVISEvaluator(dataset_name, output_dir=output_folder)
 
     def build_hooks(self):
-        return super().build_hooks()
+        from balms_det.modeling import ClassifierReinitHook
+
+        hooks = super().build_hooks()
+        if self.cfg.MODEL.BALMS.DECOUPLED.REINIT_CLASSIFIER:  # cRT: after MODEL.WEIGHTS, not on resume
+            hooks.insert(0, ClassifierReinitHook())
+        return hooks
 
 
 def setup(args):

@@ -9,3 +9,4 @@ from .losses import (
 from .priors import ClassPrior, class_prior_from_config, load_class_prior
 from .output_layers import BalancedSoftmaxOutputLayers
 from .roi_heads import BalancedSoftmaxCascadeROIHeads, BalancedSoftmaxROIHeads  # registers heads
+from .decoupled import ClassifierReinitHook, apply_decoupled, reinit_classifier

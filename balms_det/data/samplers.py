@@ -1,0 +1,64 @@
+"""Training samplers: a class-balanced sampler, and a train-loader builder honouring its name.
+
+``DATALOADER.SAMPLER_TRAIN`` may be any detectron2 sampler name (``TrainingSampler``,
+``RepeatFactorTrainingSampler`` with ``DATALOADER.REPEAT_THRESHOLD``, ...) or
+``"ClassBalancedSampler"``: each sample picks a class uniformly among the classes present in the
+training set, then an image containing it uniformly (class-aware sampling, Shen et al. 2016).
+"""
+import itertools
+import logging
+from collections import defaultdict
+
+import torch
+from detectron2.data import build_detection_train_loader, get_detection_dataset_dicts
+from detectron2.utils import comm
+from torch.utils.data.sampler import Sampler
+
+__all__ = ["ClassBalancedSampler", "build_balms_train_loader"]
+
+logger = logging.getLogger(__name__)
+
+
+class ClassBalancedSampler(Sampler):
+    """Infinite stream of dataset indices, class-balanced, sharded across workers like detectron2's
+    ``TrainingSampler`` (same seed everywhere, worker ``r`` takes every ``world_size``-th index)."""
+
+    def __init__(self, dataset_dicts, seed=None, shuffle_chunk=4096):
+        images_of = defaultdict(list)
+        for i, d in enumerate(dataset_dicts):
+            for c in sorted({a["category_id"] for a in d.get("annotations", []) if not a.get("iscrowd", 0)}):
+                images_of[c].append(i)
+        if not images_of:
+            raise ValueError("ClassBalancedSampler: the dataset has no annotations")
+        self._classes = sorted(images_of)
+        self._images = [torch.tensor(images_of[c]) for c in self._classes]
+        self._seed = int(comm.shared_random_seed() if seed is None else seed)
+        self._rank, self._world_size = comm.get_rank(), comm.get_world_size()
+        self._chunk = shuffle_chunk
+
+    def __iter__(self):
+        yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
+
+    def _infinite_indices(self):
+        g = torch.Generator().manual_seed(self._seed)
+        while True:
+            cls = torch.randint(len(self._classes), (self._chunk,), generator=g).tolist()
+            u = torch.rand(self._chunk, generator=g).tolist()
+            for c, r in zip(cls, u):
+                imgs = self._images[c]
+                yield int(imgs[min(int(r * len(imgs)), len(imgs) - 1)])
+
+
+def build_balms_train_loader(cfg, mapper=None):
+    """detectron2's ``build_detection_train_loader(cfg, mapper)``, plus ``ClassBalancedSampler``."""
+    if cfg.DATALOADER.SAMPLER_TRAIN != "ClassBalancedSampler":
+        return build_detection_train_loader(cfg, mapper=mapper)
+    dataset = get_detection_dataset_dicts(
+        cfg.DATASETS.TRAIN,
+        filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
+        min_keypoints=cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0,
+        proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
+    )
+    logger.info("Using training sampler ClassBalancedSampler")
+    sampler = ClassBalancedSampler(dataset, seed=cfg.SEED if cfg.SEED >= 0 else None)
+    return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset, sampler=sampler)

@@ -1,18 +1,18 @@
 """Registration of lt_shapes with detectron2, the way the built-in LVIS sets are registered.
 
 ``lt_shapes_train`` / ``lt_shapes_val`` live in ``$DETECTRON2_DATASETS/lt_shapes`` (default
-``./datasets/lt_shapes``) and are generated there on first use: by ``DatasetCatalog.get`` or by
+``./datasets/lt_shapes``; ``lt_shapes_mini_{train,val}``, a small copy for smoke tests, in
+``.../lt_shapes_mini``) and are generated there on first use: by ``DatasetCatalog.get`` or by
 reading a metadata field that needs the files (``json_file``, ``image_root``,
 ``class_image_count``). ``thing_classes`` and ``evaluator_type`` are known without generating.
 """
-import json
 import os
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.catalog import Metadata
-from detectron2.data.datasets.lvis import load_lvis_json
 
 from .lt_shapes import class_names, generate_lt_shapes
+from .lvis_style import load_lvis_style_json, lvis_style_metadata
 
 _LAZY_KEYS = ("json_file", "image_root", "class_image_count")
 
@@ -30,14 +30,8 @@ class _LazyLTShapesMetadata(Metadata):
         self.__dict__["_materializing"] = True
         try:
             paths = generate_lt_shapes(self._root, **self._gen_kwargs)
-            json_file = paths[f"{self._split}_json"]
-            with open(json_file) as f:
-                cats = json.load(f)["categories"]
-            self.set(
-                json_file=json_file,
-                image_root=paths[f"{self._split}_images"],
-                class_image_count=[{"id": c["id"], "image_count": c["image_count"]} for c in cats],
-            )
+            meta = lvis_style_metadata(paths[f"{self._split}_json"], paths[f"{self._split}_images"])
+            self.set(**{k: meta[k] for k in _LAZY_KEYS})
         finally:
             self.__dict__["_materializing"] = False
 
@@ -50,19 +44,24 @@ def register_lt_shapes(name, split, root, **gen_kwargs):
     meta = _LazyLTShapesMetadata(name=name)
     meta.__dict__.update(_root=root, _split=split, _gen_kwargs=dict(gen_kwargs))
     meta.set(thing_classes=class_names(), evaluator_type="lvis")
-    DatasetCatalog.register(name, lambda: load_lvis_json(meta.json_file, meta.image_root))
+    DatasetCatalog.register(name, lambda: load_lvis_style_json(meta.json_file, meta.image_root))
     MetadataCatalog[name] = meta
     return meta
 
 
-def _root():
-    return os.path.join(os.getenv("DETECTRON2_DATASETS", "datasets"), "lt_shapes")
+# name -> generate_lt_shapes arguments. "lt_shapes_mini" is a small copy for smoke tests.
+_BUILTIN = {
+    "lt_shapes": {},
+    "lt_shapes_mini": dict(num_train_images=80, num_val_images=20, max_images=40, min_images=1,
+                           val_images_per_class=3),
+}
 
 
 def register_all_lt_shapes(root=None):
-    root = root or _root()
-    for split in ("train", "val"):
-        register_lt_shapes(f"lt_shapes_{split}", split, root)
+    root = root or os.getenv("DETECTRON2_DATASETS", "datasets")
+    for name, kwargs in _BUILTIN.items():
+        for split in ("train", "val"):
+            register_lt_shapes(f"{name}_{split}", split, os.path.join(root, name), **kwargs)
 
 
 register_all_lt_shapes()

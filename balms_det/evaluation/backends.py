@@ -43,9 +43,7 @@ class LVISGroundTruth:
         if isinstance(annotations, (str, os.PathLike)):
             annotations = os.fspath(annotations)
         if backend == "fast":
-            import hotcoco
-
-            self.api = hotcoco.COCO(annotations)
+            self.api = _hotcoco_api(annotations)
             images, categories = self.api.imgs, self.api.cats
             self.num_annotations = len(self.api.get_ann_ids())
         else:
@@ -58,6 +56,29 @@ class LVISGroundTruth:
         self.images = dict(images)
         self.categories = dict(categories)
         check_lvis_gt(self.images, self.categories)
+
+
+def _hotcoco_api(annotations):
+    import hotcoco
+
+    try:
+        return hotcoco.COCO(annotations)
+    except ValueError as first_error:
+        # hotcoco's loader is strict about fields evaluation never reads (e.g. an integer
+        # "info.version"); retry without them before giving up.
+        if isinstance(annotations, str):
+            import json
+
+            with open(annotations) as f:
+                annotations_dict = json.load(f)
+        else:
+            annotations_dict = annotations
+        slim = {k: v for k, v in annotations_dict.items() if k not in ("info", "licenses")}
+        try:
+            return hotcoco.COCO(slim)
+        except ValueError:
+            name = annotations if isinstance(annotations, str) else "the annotation dict"
+            raise ValueError(f"hotcoco cannot load {name}: {first_error}") from first_error
 
 
 def _lvis_api(annotations):

@@ -6,6 +6,7 @@ C/Rust code or silently counts as empty. These checks run before either backend.
 """
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -66,14 +67,16 @@ def _all_valid(results, images, categories, iou_type):
     if not all(type(r) is dict for r in results):
         return False
     try:
-        img_ids = [r["image_id"] for r in results]
-        cat_ids = [r["category_id"] for r in results]
-        scores = np.array([r["score"] for r in results])
-        if iou_type == "bbox":
-            boxes = np.array([r["bbox"] for r in results])
-        else:
-            segs = [r["segmentation"] for r in results]
-    except (KeyError, TypeError, ValueError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.VisibleDeprecationWarning)  # ragged boxes: not valid
+            img_ids = [r["image_id"] for r in results]
+            cat_ids = [r["category_id"] for r in results]
+            scores = np.array([r["score"] for r in results])
+            if iou_type == "bbox":
+                boxes = np.array([r["bbox"] for r in results])
+            else:
+                segs = [r["segmentation"] for r in results]
+    except (KeyError, TypeError, ValueError, np.VisibleDeprecationWarning):
         return False
     if not (set(img_ids) <= images.keys() and set(cat_ids) <= categories.keys()):
         return False

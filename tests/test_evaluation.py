@@ -1,0 +1,234 @@
+"""LVIS evaluation: the fast backend (hotcoco) equals lvis-api on real LVIS v0.5 ground truth and
+on the synthetic dataset; LVIS's federated rules; bad input gives errors naming the entry."""
+import copy
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from balms_det.evaluation import METRICS, LVISGroundTruth, LVISResultsError, evaluate_lvis
+from balms_det.evaluation.backends import per_class_ap_from_precision
+from balms_det.evaluation.fake_detections import make_fake_lvis_detections
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # lvis-api: np.float, logger.warn
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOL = 1e-6  # as a fraction: 1e-4 percentage points
+
+
+def shared_data(name):
+    root = os.environ.get("BALMS_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
+    path = os.path.join(root, name)
+    if not os.path.isfile(path):
+        pytest.skip(f"{name} not found in {os.path.abspath(root)} (real LVIS test data lives beside the repo in "
+                    "../shared/data, or set BALMS_SHARED_DATA)")
+    return path
+
+
+def assert_metrics_equal(fast, ref, tol=TOL):
+    for k in METRICS:
+        a, b = fast.metrics[k], ref.metrics[k]
+        assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol, f"{fast.iou_type} {k}: fast {a} vs lvis-api {b}"
+    assert fast.per_class_ap.keys() == ref.per_class_ap.keys()
+    for c, a in fast.per_class_ap.items():
+        b = ref.per_class_ap[c]
+        assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol, f"category {c}: fast {a} vs lvis-api {b}"
+
+
+@pytest.fixture(scope="module")
+def lvis_json():
+    return shared_data("lvis_v0.5_val_100.json")
+
+
+@pytest.fixture(scope="module")
+def lvis_dict(lvis_json):
+    with open(lvis_json) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def lvis_gts(lvis_json):
+    return {b: LVISGroundTruth(lvis_json, b) for b in ("fast", "lvis")}
+
+
+@pytest.fixture(scope="module")
+def fake_results(lvis_dict):
+    # 310 per image so that LVIS's 300 cap matters; the first image gets none.
+    return make_fake_lvis_detections(lvis_dict, seed=0, dets_per_image=310)
+
+
+def test_fake_results_cover_the_federated_cases(lvis_dict, fake_results):
+    per_image = {}
+    for r in fake_results:
+        per_image.setdefault(r["image_id"], []).append(r)
+    images = {im["id"]: im for im in lvis_dict["images"]}
+    assert len(per_image) == len(images) - 1  # one image without detections
+    assert max(len(v) for v in per_image.values()) > 300
+    on_neg = sum(r["category_id"] in images[r["image_id"]]["neg_category_ids"] for r in fake_results)
+    on_nonexh = sum(r["category_id"] in images[r["image_id"]]["not_exhaustive_category_ids"] for r in fake_results)
+    assert on_neg > 100 and on_nonexh > 10
+    no_gt = {c["id"] for c in lvis_dict["categories"]} - {a["category_id"] for a in lvis_dict["annotations"]}
+    assert any(r["category_id"] in no_gt for r in fake_results)  # categories absent from val
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_fast_equals_lvis_api_on_real_lvis(lvis_gts, fake_results, iou_type):
+    before = copy.deepcopy(fake_results[:50])
+    fast = evaluate_lvis(lvis_gts["fast"], fake_results, iou_type)
+    ref = evaluate_lvis(lvis_gts["lvis"], fake_results, iou_type)
+    assert_metrics_equal(fast, ref)
+    assert fake_results[:50] == before  # inputs untouched
+    # the numbers are real, not a degenerate all-NaN/all-zero agreement
+    for k in METRICS:
+        assert 0.0 < fast.metrics[k] < 1.0, (k, fast.metrics[k])
+    assert sum(not math.isnan(v) for v in fast.per_class_ap.values()) > 150
+
+
+def test_per_class_ap_is_the_mean_the_groups_average(lvis_gts, fake_results):
+    # APr/APc/APf are means over the categories of the group of their per-class AP
+    res = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox")
+    for code in "rcf":
+        aps = [ap for c, ap in res.per_class_ap.items()
+               if lvis_gts["fast"].categories[c]["frequency"] == code and not math.isnan(ap)]
+        assert abs(np.mean(aps) - res.metrics["AP" + code]) < 1e-9
+
+
+def test_per_class_ap_from_precision():
+    p = -np.ones((2, 3, 3, 4))
+    p[:, :, 0, 0] = [[0.2, 0.4, 0.6], [0.0, 0.0, 0.0]]
+    p[0, :, 2, 0] = 1.0  # category 30 only has values at one IoU threshold (other: -1)
+    ap = per_class_ap_from_precision(p, [10, 20, 30])
+    assert ap[10] == pytest.approx(0.2) and math.isnan(ap[20]) and ap[30] == 1.0
+
+
+def _exact_detections(lvis_dict, image_ids=None):
+    rng = np.random.default_rng(1)
+    return [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": float(rng.uniform(0.5, 1))}
+            for a in lvis_dict["annotations"] if image_ids is None or a["image_id"] in image_ids]
+
+
+@pytest.mark.parametrize("backend", ["fast", "lvis"])
+def test_federated_rules(lvis_gts, lvis_dict, backend):
+    gt = lvis_gts[backend]
+    base = _exact_detections(lvis_dict)
+    img_id, nonexh = 89648, 998  # category 998 ("sock") is not exhaustively annotated in image 89648
+    assert nonexh in gt.images[img_id]["not_exhaustive_category_ids"]
+    present = 1014  # exhaustively annotated and present in image 89648
+    in_image = {a["category_id"] for a in lvis_dict["annotations"] if a["image_id"] == img_id}
+    with_gt = {a["category_id"] for a in lvis_dict["annotations"]}
+    unverified = next(c for c in sorted(with_gt) if c not in in_image and c not in gt.images[img_id]["neg_category_ids"])
+    neg_img, neg = next((i, c) for i in sorted(gt.images) for c in gt.images[i]["neg_category_ids"] if c in with_gt)
+    far = {"bbox": [0.0, 0.0, 3.0, 3.0], "score": 0.99}  # matches nothing
+    fps = [dict(far, image_id=img_id, category_id=c) for c in (nonexh, present, unverified)]
+    fps.append(dict(far, image_id=neg_img, category_id=neg))
+    # per-class AP is per category, so one run with all four false positives tests each rule
+    ap = evaluate_lvis(gt, base, "bbox").per_class_ap
+    ap_fp = evaluate_lvis(gt, base + fps, "bbox").per_class_ap
+    assert ap_fp[nonexh] == ap[nonexh]  # not-exhaustive category: an unmatched detection is ignored
+    assert ap_fp[present] < ap[present]  # exhaustive category present in the image: a false positive
+    assert ap_fp[unverified] == ap[unverified]  # neither present nor verified absent: not evaluated
+    assert ap_fp[neg] < ap[neg]  # verified absent (neg_category_ids): a false positive
+
+
+def test_edge_cases_match_lvis_api(lvis_gts, lvis_dict):
+    gt = lvis_gts["fast"]
+    images = sorted(gt.images)
+    # detections on 30 of the 100 images only, plus one on a category with no ground truth in val
+    # (listed in that image's neg_category_ids, so it is evaluated, but its AP is undefined)
+    dets = _exact_detections(lvis_dict, set(images[:30]))
+    img, no_gt_cat = next((i, c) for i in images for c in gt.images[i]["neg_category_ids"]
+                          if gt.categories[c]["image_count"] == 0)
+    dets.append({"image_id": img, "category_id": no_gt_cat, "bbox": [1.0, 1.0, 20.0, 20.0], "score": 0.9})
+    fast = evaluate_lvis(gt, dets, "bbox")
+    assert_metrics_equal(fast, evaluate_lvis(lvis_gts["lvis"], dets, "bbox"))
+    assert math.isnan(fast.per_class_ap[no_gt_cat])
+    assert 0.0 < fast.metrics["AP"] < 1.0
+
+
+@pytest.mark.parametrize("backend", ["fast", "lvis"])
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_empty_results_give_nan(lvis_gts, backend, iou_type):
+    res = evaluate_lvis(lvis_gts[backend], [], iou_type)
+    assert all(math.isnan(v) for v in res.metrics.values())
+
+
+def test_max_dets_per_image_is_applied(lvis_gts, fake_results):
+    capped = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox", max_dets_per_image=20)
+    ref = evaluate_lvis(lvis_gts["lvis"], fake_results, "bbox", max_dets_per_image=20)
+    assert_metrics_equal(capped, ref)
+    full = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox")
+    assert capped.metrics["AP"] != full.metrics["AP"]
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+
+def _one_good(lvis_dict):
+    a = lvis_dict["annotations"][0]
+    img = next(im for im in lvis_dict["images"] if im["id"] == a["image_id"])
+    from pycocotools import mask as mask_util
+
+    rle = mask_util.merge(mask_util.frPyObjects(a["segmentation"], img["height"], img["width"]))
+    return {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.5,
+            "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}}
+
+
+@pytest.mark.parametrize("backend", ["fast", "lvis"])
+@pytest.mark.parametrize("change, iou_type, message", [
+    (dict(category_id=99999), "bbox", "category_id 99999 is not a category"),
+    (dict(image_id=-5), "bbox", "image_id -5 is not an image"),
+    (dict(score="high"), "bbox", "score 'high' is not a finite number"),
+    (dict(bbox=[1, 2, 3]), "bbox", "is not 4 finite numbers"),
+    (dict(segmentation={"size": [10, 10], "counts": "PP"}), "segm", "RLE size [10, 10] is not the image's"),
+    (dict(segmentation={"counts": "PP"}), "segm", "needs 'size' and 'counts'"),
+    (dict(segmentation=[[1.0, 2.0, 3.0]]), "segm", "list of polygons"),
+    ("bad_counts", "segm", "malformed mask: invalid RLE"),
+])
+def test_bad_results_name_the_entry(lvis_gts, lvis_dict, backend, change, iou_type, message):
+    good = _one_good(lvis_dict)
+    if change == "bad_counts":
+        h, w = good["segmentation"]["size"]
+        change = dict(segmentation={"size": [h, w], "counts": "o!!"})
+    bad = dict(good, **change)
+    results = [dict(good) for _ in range(5)] + [bad] + [dict(good)]
+    with pytest.raises(LVISResultsError) as e:
+        evaluate_lvis(lvis_gts[backend], results, iou_type)
+    assert "results[5]" in str(e.value) and message in str(e.value), str(e.value)
+
+
+def test_missing_key_and_not_a_list(lvis_gts, lvis_dict):
+    good = _one_good(lvis_dict)
+    bad = {k: v for k, v in good.items() if k != "score"}
+    with pytest.raises(LVISResultsError, match=r"results\[1\].*missing 'score'"):
+        evaluate_lvis(lvis_gts["fast"], [good, bad], "bbox")
+    with pytest.raises(LVISResultsError, match="must be a list"):
+        evaluate_lvis(lvis_gts["fast"], {"a": 1}, "bbox")
+
+
+def test_polygon_detections_are_accepted(lvis_gts, lvis_dict):
+    a = lvis_dict["annotations"][0]
+    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": a["segmentation"], "score": 0.9}]
+    fast = evaluate_lvis(lvis_gts["fast"], dets, "segm")
+    assert_metrics_equal(fast, evaluate_lvis(lvis_gts["lvis"], dets, "segm"))
+    assert fast.per_class_ap[a["category_id"]] > 0
+
+
+# ---- synthetic dataset --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lt_shapes(tmp_path_factory):
+    data = pytest.importorskip("balms_det.data.lt_shapes", reason="balms_det.data.lt_shapes not available")
+    return data.generate_lt_shapes(str(tmp_path_factory.mktemp("lt_shapes")), seed=0, num_train_images=120,
+                                   max_images=110, num_val_images=40)
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_fast_equals_lvis_api_on_synthetic(lt_shapes, iou_type):
+    with open(lt_shapes["val_json"]) as f:
+        val = json.load(f)
+    results = make_fake_lvis_detections(val, seed=3, dets_per_image=60)
+    fast = evaluate_lvis(LVISGroundTruth(lt_shapes["val_json"], "fast"), results, iou_type)
+    ref = evaluate_lvis(LVISGroundTruth(lt_shapes["val_json"], "lvis"), results, iou_type)
+    assert_metrics_equal(fast, ref)
+    assert 0.0 < fast.metrics["AP"] < 1.0

@@ -6,11 +6,10 @@ list and return the same numbers (tests/test_evaluation.py checks |delta| <= 1e-
 """
 import contextlib
 import copy
+import io
 import logging
 import math
 import os
-import sys
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,9 +153,10 @@ def _evaluate_fast(gt, results, iou_type, max_dets):
     ev = hotcoco.LVISeval(gt.api, dt, iou_type)
     ev.evaluate()
     ev.accumulate()
-    with _capture_fd_stdout() as printed:  # hotcoco's summarize() prints its table from Rust
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):  # hotcoco's summarize() prints its own table
         ev.summarize()
-    logger.debug("hotcoco summary (%s):\n%s", iou_type, printed.text)
+    logger.debug("hotcoco summary (%s):\n%s", iou_type, printed.getvalue())
     summary = ev.get_results()
     precision = np.asarray(ev.eval["precision"])[..., -1]  # T x R x K x A (last max-dets setting)
     return _make_result(iou_type, summary, precision, list(ev.params.cat_ids))
@@ -195,24 +195,3 @@ def per_class_ap_from_precision(precision, cat_ids, area_index=0):
     with np.errstate(invalid="ignore", divide="ignore"):
         ap = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     return {int(c): float(a) for c, a in zip(cat_ids, ap)}
-
-
-class _Printed:
-    text = ""
-
-
-@contextlib.contextmanager
-def _capture_fd_stdout():
-    """Capture what native code writes to file descriptor 1 (Python's redirect_stdout cannot)."""
-    printed = _Printed()
-    sys.stdout.flush()
-    saved = os.dup(1)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 1)
-        try:
-            yield printed
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-            tmp.seek(0)
-            printed.text = tmp.read().decode(errors="replace")

@@ -1,0 +1,169 @@
+"""LVISEvaluator through process()/evaluate() with detectron2 Instances, build_lvis_evaluator from
+a config, and tools/lvis_eval.py as a subprocess."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from pycocotools import mask as mask_util
+
+from detectron2.config import get_cfg
+from detectron2.data import MetadataCatalog
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+from balms_det.config import add_balms_config
+from balms_det.evaluation import METRICS, LVISEvaluator, LVISGroundTruth, build_lvis_evaluator, evaluate_lvis
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # lvis-api: np.float, logger.warn
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def shared_data(name):
+    root = os.environ.get("BALMS_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
+    path = os.path.join(root, name)
+    if not os.path.isfile(path):
+        pytest.skip(f"{name} not found in {os.path.abspath(root)} (real LVIS test data lives beside the repo in "
+                    "../shared/data, or set BALMS_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lvis_json():
+    return shared_data("lvis_v0.5_val_100.json")
+
+
+@pytest.fixture(scope="module")
+def lvis_dict(lvis_json):
+    with open(lvis_json) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def dataset_name(lvis_json):
+    name = "balms_test_lvis_v0.5_val_100"
+    if name not in MetadataCatalog.list():
+        MetadataCatalog.get(name).set(json_file=lvis_json, evaluator_type="lvis")
+    train = "balms_test_lvis_train_counts"
+    if train not in MetadataCatalog.list():
+        MetadataCatalog.get(train).set(class_image_count=[{"id": i, "image_count": 7 * i} for i in range(1, 1231)])
+    return name
+
+
+def fake_model_outputs(lvis_dict, num_images=12, fps_per_image=10, seed=0):
+    """(inputs, outputs) as a model would give them: jittered ground truth + random boxes, with
+    masks, contiguous 0-based classes (LVIS category id - 1)."""
+    rng = np.random.default_rng(seed)
+    images = sorted(lvis_dict["images"], key=lambda im: im["id"])[:num_images]
+    inputs, outputs = [], []
+    for img in images:
+        h, w = img["height"], img["width"]
+        anns = [a for a in lvis_dict["annotations"] if a["image_id"] == img["id"]]
+        boxes, classes, masks = [], [], []
+        for a in anns:
+            x, y, bw, bh = a["bbox"]
+            t = rng.normal(0, 0.05, 4) * [bw, bh, bw, bh]
+            boxes.append([x + t[0], y + t[1], x + bw + t[2], y + bh + t[3]])
+            classes.append(a["category_id"] - 1)
+            masks.append(mask_util.decode(mask_util.merge(mask_util.frPyObjects(a["segmentation"], h, w))))
+        for _ in range(fps_per_image):
+            x0, y0 = rng.uniform(0, w - 50), rng.uniform(0, h - 50)
+            boxes.append([x0, y0, x0 + 40, y0 + 40])
+            classes.append(int(rng.integers(0, 1230)))
+            m = np.zeros((h, w), np.uint8)
+            m[int(y0):int(y0) + 40, int(x0):int(x0) + 40] = 1
+            masks.append(m)
+        inst = Instances((h, w))
+        inst.pred_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
+        inst.scores = torch.tensor(rng.uniform(0.05, 1.0, len(boxes)), dtype=torch.float32)
+        inst.pred_classes = torch.tensor(classes, dtype=torch.int64)
+        inst.pred_masks = torch.from_numpy(np.stack(masks).astype(bool)) if masks else torch.zeros((0, h, w), dtype=torch.bool)
+        inputs.append({"image_id": img["id"], "height": h, "width": w})
+        outputs.append({"instances": inst})
+    return inputs, outputs
+
+
+def test_evaluator_process_evaluate_matches_lvis_api(dataset_name, lvis_dict, lvis_json, tmp_path):
+    inputs, outputs = fake_model_outputs(lvis_dict)
+    ev = LVISEvaluator(dataset_name, distributed=False, output_dir=str(tmp_path), backend="fast")
+    ev.reset()
+    for i in range(0, len(inputs), 4):  # batches, as in inference_on_dataset
+        ev.process(inputs[i:i + 4], outputs[i:i + 4])
+    with EventStorage(0) as storage:
+        results = ev.evaluate()
+    assert list(results) == ["bbox", "segm"]
+    with open(tmp_path / "lvis_instances_results.json") as f:
+        saved = json.load(f)
+    assert len(saved) == sum(len(o["instances"]) for o in outputs)
+    assert {r["category_id"] for r in saved} <= set(range(1, 1231))  # contiguous + 1
+    ref_gt = LVISGroundTruth(lvis_json, "lvis")
+    for task in ("bbox", "segm"):
+        ref = evaluate_lvis(ref_gt, saved, task).metrics_percent()
+        for k in METRICS:
+            assert abs(results[task][k] - ref[k]) <= 1e-4 or (math.isnan(ref[k]) and math.isnan(results[task][k])), (task, k)
+        assert results[task]["AP50"] > 5.0  # ids mapped right: jittered ground truth is found
+        assert storage.latest()[f"{task}/AP"][0] == pytest.approx(results[task]["AP"])
+    rows = json.loads((tmp_path / "per_class_ap.json").read_text())
+    assert "val counts" in rows["image_count_source"]
+    evaluated = [r for r in rows["categories"] if r["AP_bbox"] is not None]
+    assert evaluated and all(set(r) >= {"category_id", "name", "frequency", "train_image_count", "AP_segm"} for r in evaluated)
+    assert (tmp_path / "per_class_ap.csv").read_text().startswith("category_id,name,frequency,train_image_count,AP_bbox,AP_segm")
+    assert (tmp_path / "per_class_ap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_build_lvis_evaluator_from_config(dataset_name, lvis_dict, tmp_path):
+    cfg = get_cfg()
+    add_balms_config(cfg)
+    assert cfg.TEST.LVIS_EVAL.BACKEND == "fast" and cfg.TEST.LVIS_EVAL.MAX_DETS_PER_IMAGE == 300
+    cfg.TEST.LVIS_EVAL.BACKEND = "lvis"
+    cfg.TEST.LVIS_EVAL.MAX_DETS_PER_IMAGE = 5
+    cfg.DATASETS.TRAIN = ("balms_test_lvis_train_counts",)
+    cfg.OUTPUT_DIR = str(tmp_path)
+    ev = build_lvis_evaluator(cfg, dataset_name)
+    assert ev._gt.backend == "lvis" and ev._max_dets_per_image == 5
+    inputs, outputs = fake_model_outputs(lvis_dict, num_images=3, fps_per_image=3)
+    for o in outputs:
+        o["instances"].remove("pred_masks")
+    ev.reset()
+    ev.process(inputs, outputs)
+    results = ev.evaluate()  # no EventStorage here: must not fail
+    assert list(results) == ["bbox"]
+    rows = json.loads((tmp_path / "inference" / "per_class_ap.json").read_text())
+    assert rows["image_count_source"].startswith("training images")
+    assert rows["categories"][9]["train_image_count"] == 70  # from the training set's metadata
+
+
+def test_cli_writes_metrics_in_percent(lvis_json, lvis_dict, tmp_path):
+    from balms_det.evaluation.fake_detections import make_fake_lvis_detections
+
+    results = make_fake_lvis_detections(lvis_dict, seed=5, dets_per_image=40)
+    res_file = tmp_path / "model_results.json"
+    res_file.write_text(json.dumps(results))
+    out = tmp_path / "out"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "lvis_eval.py"), "--gt", lvis_json,
+                           "--results", str(res_file), "--iou-type", "bbox", "segm", "--output", str(out)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "APr" in proc.stdout and "Per-class AP, frequent" in proc.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    gt = LVISGroundTruth(lvis_json, "fast")
+    for task in ("bbox", "segm"):
+        expected = evaluate_lvis(gt, results, task).metrics
+        assert set(metrics[task]) == set(METRICS)
+        for k in METRICS:
+            assert metrics[task][k] == pytest.approx(100 * expected[k], abs=1e-6)
+        assert metrics[task]["AP"] > 1.0  # percent, not a fraction
+    assert (out / "per_class_ap.png").is_file()
+
+    bad = results[:3] + [dict(results[3], category_id=0)]
+    res_file.write_text(json.dumps(bad))
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "lvis_eval.py"), "--gt", lvis_json,
+                           "--results", str(res_file)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0
+    assert "results[3]" in proc.stderr and "category_id 0 is not a category" in proc.stderr

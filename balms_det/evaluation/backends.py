@@ -157,7 +157,15 @@ def _evaluate_fast(gt, results, iou_type, max_dets):
     with contextlib.redirect_stdout(printed):  # hotcoco's summarize() prints its own table
         ev.summarize()
     logger.debug("hotcoco summary (%s):\n%s", iou_type, printed.getvalue())
-    summary = ev.get_results()
+    summary = ev.get_results(per_class=True)  # {"AP": .., ..., "AP/<category name>": ..}
+    name_to_id = {c["name"]: i for i, c in gt.categories.items()}
+    if len(name_to_id) == len(gt.categories):
+        per_class = {c: math.nan for c in gt.categories}
+        for key, value in summary.items():
+            if key.startswith("AP/"):
+                per_class[name_to_id[key[3:]]] = _undefined_to_nan(value)
+        return LVISEvalResult(iou_type, {k: _undefined_to_nan(summary[k]) for k in METRICS}, per_class)
+    # category names not unique: per-class AP from the precision array, by id
     precision = np.asarray(ev.eval["precision"])[..., -1]  # T x R x K x A (last max-dets setting)
     return _make_result(iou_type, summary, precision, list(ev.params.cat_ids))
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env python
+"""Time LVIS evaluation, lvis-api vs the fast backend (hotcoco), on the same detections in one run.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_lvis_eval.py [--gt ANN.json] [--dets-per-image 300]
+
+Detections: jittered ground truth + random false positives (balms_det.evaluation.fake_detections),
+300 per image with RLE masks, on the real LVIS v0.5 val ground truth of 100 images
+(../shared/data/lvis_v0.5_val_100.json, or BALMS_SHARED_DATA). Each timing is end to end from the
+results list: input checks, LVIS's 300-per-image cap, matching, accumulation, summary; the ground
+truth is loaded once beforehand (as the evaluator does at construction) and timed separately.
+Fast path: best of --repeats runs; lvis-api: one run. Also checks the metrics agree.
+"""
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import time
+
+from balms_det.evaluation import METRICS, LVISGroundTruth, evaluate_lvis
+from balms_det.evaluation.fake_detections import make_fake_lvis_detections
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def timed(fn, repeats):
+    best, out = math.inf, None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main():
+    root = os.environ.get("BALMS_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--gt", default=os.path.join(root, "lvis_v0.5_val_100.json"))
+    p.add_argument("--dets-per-image", type=int, default=300)
+    p.add_argument("--repeats", type=int, default=3, help="fast backend: best of this many runs")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # lvis-api: np.float, logger.warn
+
+    with open(args.gt) as f:
+        gt_dict = json.load(f)
+    t = time.perf_counter()
+    results = make_fake_lvis_detections(gt_dict, seed=args.seed, dets_per_image=args.dets_per_image, skip_images=0)
+    print(f"ground truth: {args.gt} ({len(gt_dict['images'])} images, {len(gt_dict['annotations'])} instances, "
+          f"{len(gt_dict['categories'])} categories)")
+    print(f"detections: {len(results)} ({args.dets_per_image}/image, with RLE masks), made in "
+          f"{time.perf_counter() - t:.1f} s")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n")
+
+    load_fast, gt_fast = timed(lambda: LVISGroundTruth(args.gt, "fast"), 1)
+    load_ref, gt_ref = timed(lambda: LVISGroundTruth(args.gt, "lvis"), 1)
+    print(f"load ground truth: lvis-api {load_ref:.3f} s, fast {load_fast:.3f} s\n")
+    print(f"{'iou type':8} | {'lvis-api (s)':>12} | {'fast (s)':>9} | {'speed-up':>8} | max |delta| (fraction)")
+    print("-" * 70)
+    for iou_type in ("bbox", "segm"):
+        t_ref, ref = timed(lambda: evaluate_lvis(gt_ref, results, iou_type), 1)
+        t_fast, fast = timed(lambda: evaluate_lvis(gt_fast, results, iou_type), args.repeats)
+        delta = max(abs(fast.metrics[k] - ref.metrics[k]) for k in METRICS)
+        print(f"{iou_type:8} | {t_ref:12.3f} | {t_fast:9.3f} | {t_ref / t_fast:7.1f}x | {delta:.2e}")
+
+
+if __name__ == "__main__":
+    main()

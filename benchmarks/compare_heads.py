@@ -1,0 +1,104 @@
+#!/usr/bin/env python
+"""Train two configs with the same schedule and seed(s) through tools/train_net.py, then print their
+LVIS-style results side by side (bbox / segm AP, APr, APc, APf; mean over seeds if several).
+
+    OMP_NUM_THREADS=1 python benchmarks/compare_heads.py --seeds 0 --iters 600
+    python benchmarks/compare_heads.py --configs A.yaml B.yaml --seeds 0 1 2 -- SOLVER.IMS_PER_BATCH 4
+
+Default configs: the lt_shapes softmax baseline vs Balanced Softmax (they differ only in the head).
+``--iters N`` shortens the schedule: MAX_ITER N, LR steps at the same fractions as the config's.
+Runs already finished (``OUTPUT_DIR/metrics.json`` with final results) are not repeated.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT = [
+    "configs/LTShapes/mask_rcnn_R18_FPN_softmax.yaml",
+    "configs/LTShapes/mask_rcnn_R18_FPN_balanced_softmax.yaml",
+]
+METRICS = ["AP", "AP50", "APr", "APc", "APf"]
+
+
+def schedule_opts(config, iters):
+    if not iters:
+        return []
+    sys.path.insert(0, ROOT)
+    from balms_det.engine import build_config
+
+    cfg = build_config(os.path.join(ROOT, config))
+    f = iters / cfg.SOLVER.MAX_ITER
+    steps = tuple(max(1, int(s * f)) for s in cfg.SOLVER.STEPS)
+    return ["SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", str(steps),
+            "SOLVER.WARMUP_ITERS", str(min(cfg.SOLVER.WARMUP_ITERS, max(1, iters // 10))),
+            "SOLVER.CHECKPOINT_PERIOD", str(iters)]
+
+
+def final_results(out_dir):
+    path = os.path.join(out_dir, "metrics.json")
+    if not os.path.exists(path):
+        return None
+    res = None
+    with open(path) as f:
+        for line in f:
+            d = json.loads(line)
+            if "bbox/AP" in d:
+                res = d
+    return res
+
+
+def run(config, seed, out_dir, extra, num_gpus):
+    res = final_results(out_dir)
+    if res is not None:
+        return res
+    cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file",
+           os.path.join(ROOT, config), "--num-gpus", str(num_gpus),
+           "SEED", str(seed), "OUTPUT_DIR", out_dir] + extra
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    res = final_results(out_dir)
+    if res is None:
+        raise RuntimeError(f"{out_dir}/metrics.json has no final evaluation (bbox/AP)")
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=DEFAULT)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--iters", type=int, default=0, help="shortened schedule (0 = the configs' own)")
+    ap.add_argument("--num-gpus", type=int, default=1, help="processes per run (gloo on CPU)")
+    ap.add_argument("--output", default=os.path.join(ROOT, "output", "compare_heads"))
+    ap.add_argument("opts", nargs=argparse.REMAINDER, help="overrides for every run, after --")
+    args = ap.parse_args()
+    extra = [o for o in args.opts if o != "--"]
+
+    table = {}
+    for config in args.configs:
+        name = os.path.splitext(os.path.basename(config))[0]
+        sched = schedule_opts(config, args.iters)
+        per_seed = []
+        for seed in args.seeds:
+            out = os.path.join(args.output, f"{name}_it{args.iters or 'full'}_s{seed}")
+            per_seed.append(run(config, seed, out, sched + extra, args.num_gpus))
+        table[name] = per_seed
+
+    cols = [f"{t}/{m}" for t in ("bbox", "segm") for m in METRICS]
+    print(f"\nseeds: {args.seeds}  schedule: {args.iters or 'as in config'} iterations  "
+          f"(mean{' ± std' if len(args.seeds) > 1 else ''} over seeds)")
+    print(f"{'config':42s} " + " ".join(f"{c:>12s}" for c in cols))
+    for name, runs in table.items():
+        cells = []
+        for c in cols:
+            v = [r.get(c, float("nan")) for r in runs]
+            s = f"{statistics.mean(v):.1f}" + (f"±{statistics.stdev(v):.1f}" if len(v) > 1 else "")
+            cells.append(f"{s:>12s}")
+        print(f"{name:42s} " + " ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -11,6 +11,9 @@
 
 ``posthoc_tau`` > 0 applies post-hoc logit adjustment at inference to the softmax losses.
 The class counts live in the ``class_counts`` buffer (saved in checkpoints when a loss uses them).
+With ``background="running"`` the ``roi_label_counts`` buffer accumulates the labels of the sampled
+ROIs of every training batch (the current one included, before its loss is computed); each DDP
+worker counts its own ROIs (the same distribution, so no synchronisation is done).
 """
 import logging
 

@@ -55,7 +55,7 @@ def freeze_frozen_batchnorm(module):
     ``FrozenBatchNorm2d`` with the same statistics. Returns the number of layers converted."""
     n = 0
     for name, child in module.named_children():
-        if isinstance(child, nn.modules.batchnorm._BatchNorm) and not any(
+        if isinstance(child, (nn.BatchNorm2d, nn.SyncBatchNorm)) and not any(
             p.requires_grad for p in child.parameters()
         ):
             setattr(module, name, FrozenBatchNorm2d.convert_frozen_batchnorm(child))

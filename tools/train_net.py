@@ -14,10 +14,13 @@ import os
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
-from detectron2.evaluation import LVISEvaluator, verify_results
+from detectron2.evaluation import verify_results
 
 import balms_det  # noqa: F401  registers datasets, heads, evaluators
+from balms_det.data.samplers import build_balms_train_loader
 from balms_det.engine import build_config, cpu_ddp_support
+from balms_det.evaluation import build_lvis_evaluator
+from balms_det.modeling import ClassifierReinitHook, apply_decoupled
 
 
 class Trainer(DefaultTrainer):
@@ -27,25 +30,19 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        from balms_det.modeling import apply_decoupled
-
         return apply_decoupled(super().build_model(cfg), cfg)  # stage 2: freeze all but TRAINABLE
 
     @classmethod
     def build_train_loader(cls, cfg):
-        from balms_det.data.samplers import build_balms_train_loader
-
         return build_balms_train_loader(cfg)  # detectron2's samplers + ClassBalancedSampler
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        return LVISEvaluator(dataset_name, output_dir=output_folder)
+        return build_lvis_evaluator(cfg, dataset_name, output_folder)  # TEST.LVIS_EVAL.*
 
     def build_hooks(self):
-        from balms_det.modeling import ClassifierReinitHook
-
         hooks = super().build_hooks()
         if self.cfg.MODEL.BALMS.DECOUPLED.REINIT_CLASSIFIER:  # cRT: after MODEL.WEIGHTS, not on resume
             hooks.insert(0, ClassifierReinitHook())

@@ -304,7 +304,7 @@ def _make_split(split, p, rng, plan, root, train_stats=None):
             "image_count": int(image_count[c]), "instance_count": int(instance_count[c]),
         } for c in range(k)]
     return {
-        "info": {"description": f"lt_shapes {split} (synthetic, long-tailed)", "version": FORMAT_VERSION,
+        "info": {"description": f"lt_shapes {split} (synthetic, long-tailed)", "version": str(FORMAT_VERSION),
                  "params": p},
         "licenses": [],
         "images": images, "annotations": annotations, "categories": categories,

@@ -15,6 +15,8 @@ import os
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, evaluators
 from balms_det.data.samplers import build_balms_train_loader
@@ -53,6 +55,7 @@ def setup(args):
     cfg = build_config(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="balms_det")
     return cfg
 
 

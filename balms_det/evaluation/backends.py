@@ -127,19 +127,25 @@ def evaluate_lvis(gt, results, iou_type, *, max_dets_per_image=LVIS_MAX_DETS_PER
     if iou_type == "segm":
         # As detectron2: without a "bbox" the API takes each detection's area from its mask, so
         # small/medium/large are defined by mask area as for the ground truth.
-        results = [_segm_only(r, gt.images[r["image_id"]]) for r in results]
+        results = [_segm_only(r, gt.images) for r in results]
     if max_dets_per_image is None:
         max_dets_per_image = -1
     run = _evaluate_fast if gt.backend == "fast" else _evaluate_reference
     return run(gt, results, iou_type, int(max_dets_per_image))
 
 
-def _segm_only(result, image):
+def _segm_only(result, images):
     """``result`` without its "bbox", polygons turned into an RLE (lvis-api reads only RLEs)."""
-    out = {k: v for k, v in result.items() if k != "bbox"}
+    if "bbox" in result:
+        out = result.copy()
+        del out["bbox"]
+    else:
+        out = result
     if isinstance(out["segmentation"], list):
         from pycocotools import mask as mask_util
 
+        out = dict(out)
+        image = images[result["image_id"]]
         h, w = image["height"], image["width"]
         rle = mask_util.merge(mask_util.frPyObjects(out["segmentation"], h, w))
         out["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}

@@ -87,19 +87,19 @@ def _all_valid(results, images, categories, iou_type):
             boxes.dtype.kind in "fiu" and boxes.shape == (len(results), 4) and np.isfinite(boxes).all()
             and (boxes[:, 2:] >= 0).all()
         )
-    if not all(type(s) is dict and "size" in s and isinstance(s.get("counts"), (str, bytes, list)) for s in segs):
+    if not segs:
+        return True
+    from hotcoco import mask as hc_mask
+
+    try:
+        hc_mask.area(segs)  # one Rust call: every entry is an RLE dict with decodable counts
+    except (ValueError, TypeError, KeyError):
         return False
     hw = {i: [im["height"], im["width"]] for i, im in images.items()}
-    if [list(s["size"]) for s in segs] != [hw[i] for i in img_ids]:
+    try:
+        return all(s["size"] == hw[i] for s, i in zip(segs, img_ids))  # lists, as RLEs hold them
+    except (TypeError, KeyError):
         return False
-    if segs:
-        from hotcoco import mask as hc_mask
-
-        try:
-            hc_mask.area(segs)  # one Rust call decodes and validates every RLE
-        except (ValueError, TypeError):
-            return False
-    return True
 
 
 def _raise_first_invalid(results, images, categories, iou_type):

@@ -43,3 +43,48 @@ def run_tool(args, datasets_dir, timeout=600, check=True, cwd=None):
     if check and proc.returncode != 0:
         raise AssertionError(f"command failed ({proc.returncode}): {args}\n{proc.stdout[-6000:]}")
     return proc
+
+
+def tiny_detection_inputs(num_classes, n=2, size=64, seed=0):
+    """``n`` random images with two ground-truth instances each (class ``i % num_classes`` and
+    ``num_classes - 1``), boxes and bit masks: a batch for one model step on CPU."""
+    import torch
+    from detectron2.structures import BitMasks, Boxes, Instances
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        inst = Instances((size, size))
+        inst.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 30.0, 34.0], [20.0, 16.0, 60.0, 50.0]]))
+        inst.gt_classes = torch.tensor([i % num_classes, num_classes - 1])
+        masks = torch.zeros(2, size, size, dtype=torch.bool)
+        masks[0, 6:34, 4:30] = True
+        masks[1, 16:50, 20:60] = True
+        inst.gt_masks = BitMasks(masks)
+        out.append({"image": torch.rand(3, size, size, generator=g) * 255, "instances": inst,
+                    "height": size, "width": size})
+    return out
+
+
+def shared_data(name):
+    """Path of a file in ../shared/data (or $BALMS_SHARED_DATA); skips the test where it is absent."""
+    root = os.environ.get("BALMS_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
+    path = os.path.join(root, name)
+    if not os.path.isfile(path):
+        pytest.skip(f"{name} not found in {os.path.abspath(root)} (real LVIS test data lives beside the repo in "
+                    "../shared/data, or set BALMS_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def lvis_json():
+    """The real LVIS v0.5 val ground truth of 100 images (skips where absent)."""
+    return shared_data("lvis_v0.5_val_100.json")
+
+
+@pytest.fixture(scope="module")
+def lvis_dict(lvis_json):
+    import json
+
+    with open(lvis_json) as f:
+        return json.load(f)

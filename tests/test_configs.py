@@ -10,11 +10,11 @@ import torch
 from detectron2.data import DatasetCatalog
 from detectron2.layers import FrozenBatchNorm2d
 from detectron2.solver import build_optimizer
-from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 
 from balms_det.engine import build_config
+from conftest import tiny_detection_inputs
 from balms_det.modeling import reinit_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,22 +42,6 @@ def _offline_cfg(path):
     cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 32
     cfg.TEST.DETECTIONS_PER_IMAGE = 20
     return cfg
-
-
-def _inputs(num_classes, size=64):
-    g = torch.Generator().manual_seed(0)
-    out = []
-    for i in range(2):
-        inst = Instances((size, size))
-        inst.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 30.0, 34.0], [20.0, 16.0, 60.0, 50.0]]))
-        inst.gt_classes = torch.tensor([i, num_classes - 1])
-        masks = torch.zeros(2, size, size, dtype=torch.bool)
-        masks[0, 6:34, 4:30] = True
-        masks[1, 16:50, 20:60] = True
-        inst.gt_masks = BitMasks(masks)
-        out.append({"image": torch.rand(3, size, size, generator=g) * 255, "instances": inst,
-                    "height": size, "width": size})
-    return out
 
 
 def test_configs_found():
@@ -89,7 +73,7 @@ def test_config_builds_and_trains_one_iteration(path):
 
     model.train()
     with EventStorage():
-        losses = model(_inputs(cfg.MODEL.ROI_HEADS.NUM_CLASSES))
+        losses = model(tiny_detection_inputs(cfg.MODEL.ROI_HEADS.NUM_CLASSES))
     assert all(torch.isfinite(v) for v in losses.values()), losses
     total = sum(losses.values())
     optimizer.zero_grad()
@@ -111,5 +95,5 @@ def test_config_builds_and_trains_one_iteration(path):
 
     model.eval()
     with torch.no_grad():
-        out = model(_inputs(cfg.MODEL.ROI_HEADS.NUM_CLASSES)[:1])
+        out = model(tiny_detection_inputs(cfg.MODEL.ROI_HEADS.NUM_CLASSES)[:1])
     assert out[0]["instances"].has("pred_masks")

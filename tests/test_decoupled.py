@@ -16,11 +16,12 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.layers import FrozenBatchNorm2d
 from detectron2.modeling import build_model
 from detectron2.solver import build_optimizer
-from detectron2.structures import BitMasks, Boxes, BoxMode, Instances
+from detectron2.structures import BoxMode
 from detectron2.utils.events import EventStorage
 from torch import nn
 
 from balms_det import add_balms_config
+from conftest import tiny_detection_inputs
 from balms_det.data.samplers import ClassBalancedSampler, build_balms_train_loader
 from balms_det.modeling import ClassifierReinitHook, apply_decoupled, reinit_classifier
 from balms_det.modeling.decoupled import freeze_except, freeze_frozen_batchnorm
@@ -52,18 +53,8 @@ def tiny_cfg(cls_loss="balanced_softmax"):
     return cfg
 
 
-def tiny_inputs(n=2, size=64):
-    out = []
-    for i in range(n):
-        inst = Instances((size, size))
-        inst.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 30.0, 34.0], [20.0, 16.0, 60.0, 50.0]]))
-        inst.gt_classes = torch.tensor([i % K, K - 1])
-        m = torch.zeros(2, size, size, dtype=torch.bool)
-        m[0, 6:34, 4:30] = True
-        m[1, 16:50, 20:60] = True
-        inst.gt_masks = BitMasks(m)
-        out.append({"image": torch.rand(3, size, size) * 255, "instances": inst})
-    return out
+def tiny_inputs(n=2):
+    return tiny_detection_inputs(K, n)
 
 
 def test_freeze_except_by_pattern():

@@ -3,7 +3,6 @@ on the synthetic dataset; LVIS's federated rules; bad input gives errors naming 
 import copy
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -14,17 +13,7 @@ from balms_det.evaluation.fake_detections import make_fake_lvis_detections
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # lvis-api: np.float, logger.warn
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOL = 1e-6  # as a fraction: 1e-4 percentage points
-
-
-def shared_data(name):
-    root = os.environ.get("BALMS_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
-    path = os.path.join(root, name)
-    if not os.path.isfile(path):
-        pytest.skip(f"{name} not found in {os.path.abspath(root)} (real LVIS test data lives beside the repo in "
-                    "../shared/data, or set BALMS_SHARED_DATA)")
-    return path
 
 
 def assert_metrics_equal(fast, ref, tol=TOL):
@@ -35,17 +24,6 @@ def assert_metrics_equal(fast, ref, tol=TOL):
     for c, a in fast.per_class_ap.items():
         b = ref.per_class_ap[c]
         assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= tol, f"category {c}: fast {a} vs lvis-api {b}"
-
-
-@pytest.fixture(scope="module")
-def lvis_json():
-    return shared_data("lvis_v0.5_val_100.json")
-
-
-@pytest.fixture(scope="module")
-def lvis_dict(lvis_json):
-    with open(lvis_json) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")
@@ -215,13 +193,6 @@ def test_polygon_detections_are_accepted(lvis_gts, lvis_dict):
 
 
 # ---- synthetic dataset --------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def lt_shapes(tmp_path_factory):
-    data = pytest.importorskip("balms_det.data.lt_shapes", reason="balms_det.data.lt_shapes not available")
-    return data.generate_lt_shapes(str(tmp_path_factory.mktemp("lt_shapes")), seed=0, num_train_images=120,
-                                   max_images=110, num_val_images=40)
-
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
 def test_fast_equals_lvis_api_on_synthetic(lt_shapes, iou_type):

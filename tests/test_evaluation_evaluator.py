@@ -17,31 +17,11 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from balms_det.config import add_balms_config
+from conftest import REPO
 from balms_det.evaluation import METRICS, LVISEvaluator, LVISGroundTruth, build_lvis_evaluator, evaluate_lvis
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # lvis-api: np.float, logger.warn
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def shared_data(name):
-    root = os.environ.get("BALMS_SHARED_DATA") or os.path.join(REPO, "..", "shared", "data")
-    path = os.path.join(root, name)
-    if not os.path.isfile(path):
-        pytest.skip(f"{name} not found in {os.path.abspath(root)} (real LVIS test data lives beside the repo in "
-                    "../shared/data, or set BALMS_SHARED_DATA)")
-    return path
-
-
-@pytest.fixture(scope="module")
-def lvis_json():
-    return shared_data("lvis_v0.5_val_100.json")
-
-
-@pytest.fixture(scope="module")
-def lvis_dict(lvis_json):
-    with open(lvis_json) as f:
-        return json.load(f)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 import balms_det  # noqa: F401  registers the heads
+from conftest import tiny_detection_inputs
 from balms_det import BalancedSoftmaxOutputLayers, add_balms_config
 from balms_det.modeling import losses as L
 
@@ -53,22 +54,8 @@ def tiny_cfg(head="BalancedSoftmaxROIHeads", cls_loss="balanced_softmax", **balm
     return cfg
 
 
-def tiny_inputs(n=2, size=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(n):
-        inst = Instances((size, size))
-        inst.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 30.0, 34.0], [20.0, 16.0, 60.0, 50.0]]))
-        inst.gt_classes = torch.tensor([i % K, K - 1])
-        masks = torch.zeros(2, size, size, dtype=torch.bool)
-        masks[0, 6:34, 4:30] = True
-        masks[1, 16:50, 20:60] = True
-        from detectron2.structures import BitMasks
-
-        inst.gt_masks = BitMasks(masks)
-        out.append({"image": torch.rand(3, size, size, generator=g) * 255, "instances": inst,
-                    "height": size, "width": size})
-    return out
+def tiny_inputs(n=2):
+    return tiny_detection_inputs(K, n)
 
 
 def train_step(model, inputs):

@@ -53,6 +53,8 @@ def main():
     p.add_argument("--dets-per-image", type=int, default=300)
     p.add_argument("--repeats", type=int, default=3, help="each timing: best of this many runs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--results", help="a saved LVIS results file (e.g. a model's "
+                   "lvis_instances_results.json) instead of generated detections")
     p.add_argument("--replicate", type=int, default=1,
                    help="evaluate on this many copies of the ground truth's images (new ids): fixed "
                         "costs matter less on larger sets, as on full LVIS val (19.8k images)")
@@ -65,11 +67,19 @@ def main():
     with open(args.gt) as f:
         gt_dict = replicate(json.load(f), args.replicate)
     t = time.perf_counter()
-    results = make_fake_lvis_detections(gt_dict, seed=args.seed, dets_per_image=args.dets_per_image, skip_images=0)
+    if args.results:
+        with open(args.results) as f:
+            results = json.load(f)
+        if args.replicate != 1:
+            p.error("--replicate needs generated detections (no --results)")
+        print(f"detections: {len(results)} from {args.results}")
+    else:
+        results = make_fake_lvis_detections(gt_dict, seed=args.seed, dets_per_image=args.dets_per_image,
+                                            skip_images=0)
+        print(f"detections: {len(results)} ({args.dets_per_image}/image, with RLE masks), made in "
+              f"{time.perf_counter() - t:.1f} s")
     print(f"ground truth: {args.gt} ({len(gt_dict['images'])} images, {len(gt_dict['annotations'])} instances, "
           f"{len(gt_dict['categories'])} categories)")
-    print(f"detections: {len(results)} ({args.dets_per_image}/image, with RLE masks), made in "
-          f"{time.perf_counter() - t:.1f} s")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}\n")
 

@@ -203,3 +203,76 @@ def test_fast_equals_lvis_api_on_synthetic(lt_shapes, iou_type):
     ref = evaluate_lvis(LVISGroundTruth(lt_shapes["val_json"], "lvis"), results, iou_type)
     assert_metrics_equal(fast, ref)
     assert 0.0 < fast.metrics["AP"] < 1.0
+
+
+# ---- federated pre-filter of the fast path ------------------------------------------------------
+
+def _unscored_category(lvis_dict, img):
+    pos = {a["category_id"] for a in lvis_dict["annotations"] if a["image_id"] == img["id"]}
+    return next(c["id"] for c in lvis_dict["categories"]
+                if c["id"] not in pos and c["id"] not in img["neg_category_ids"])
+
+
+def test_prefilter_keeps_exactly_what_lvis_counts(lvis_gts, lvis_dict):
+    from balms_det.evaluation.backends import federated_prefilter
+
+    img = next(im for im in lvis_dict["images"] if im["neg_category_ids"])
+    pos = next(a for a in lvis_dict["annotations"] if a["image_id"] == img["id"])
+    other = _unscored_category(lvis_dict, img)
+    box = pos["bbox"]
+    dets = [
+        {"image_id": img["id"], "category_id": other, "bbox": box, "score": 0.9},  # never counted
+        {"image_id": img["id"], "category_id": pos["category_id"], "bbox": box, "score": 0.5},
+        {"image_id": img["id"], "category_id": img["neg_category_ids"][0], "bbox": box, "score": 0.5},
+        {"image_id": img["id"], "category_id": pos["category_id"], "bbox": box, "score": 0.4},
+    ]
+    gt = lvis_gts["fast"]
+    assert federated_prefilter(gt, dets, -1) == dets[1:]
+    # The cap comes first and counts the unscored detection; ties keep results order.
+    assert federated_prefilter(gt, dets, 2) == dets[1:2]
+    assert federated_prefilter(gt, dets, 3) == dets[1:3]
+    assert federated_prefilter(gt, [dets[0]], 300) == []
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_fast_equals_lvis_api_with_ties_at_the_cap(lvis_gts, fake_results, iou_type):
+    # Quantised scores: many ties, also at each image's 300th detection.
+    tied = [dict(r, score=round(r["score"], 1)) for r in fake_results]
+    for cap in (300, 50):
+        fast = evaluate_lvis(lvis_gts["fast"], tied, iou_type, max_dets_per_image=cap)
+        ref = evaluate_lvis(lvis_gts["lvis"], tied, iou_type, max_dets_per_image=cap)
+        assert_metrics_equal(fast, ref)
+
+
+def test_only_unscored_detections_give_zero_ap(lvis_gts, lvis_dict):
+    img = lvis_dict["images"][0]
+    dets = [{"image_id": img["id"], "category_id": _unscored_category(lvis_dict, img),
+             "bbox": [1.0, 1.0, 10.0, 10.0], "score": 0.9}]
+    fast = evaluate_lvis(lvis_gts["fast"], dets, "bbox")
+    assert_metrics_equal(fast, evaluate_lvis(lvis_gts["lvis"], dets, "bbox"))
+    assert fast.metrics["AP"] == 0.0
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_zero_area_detections_are_not_evaluated(lvis_gts, lvis_dict, iou_type):
+    # lvis-api skips detections of area 0 (Mask R-CNN outputs empty masks); hotcoco alone would
+    # count them as false positives.
+    from pycocotools import mask as mask_util
+
+    a = lvis_dict["annotations"][0]
+    img = next(im for im in lvis_dict["images"] if im["id"] == a["image_id"])
+    h, w = img["height"], img["width"]
+    good = mask_util.merge(mask_util.frPyObjects(a["segmentation"], h, w))
+    empty = mask_util.encode(np.zeros((h, w, 1), np.uint8, order="F"))[0]
+    dets = [
+        {"image_id": img["id"], "category_id": a["category_id"], "score": 0.5, "bbox": a["bbox"],
+         "segmentation": {"size": [h, w], "counts": good["counts"].decode()}},
+        {"image_id": img["id"], "category_id": a["category_id"], "score": 0.9,
+         "bbox": [a["bbox"][0], a["bbox"][1], 0.0, a["bbox"][3]],
+         "segmentation": {"size": [h, w], "counts": empty["counts"].decode()}},
+    ]
+    fast = evaluate_lvis(lvis_gts["fast"], dets, iou_type)
+    ref = evaluate_lvis(lvis_gts["lvis"], dets, iou_type)
+    assert_metrics_equal(fast, ref)
+    alone = evaluate_lvis(lvis_gts["fast"], dets[:1], iou_type)
+    assert fast.per_class_ap[a["category_id"]] == alone.per_class_ap[a["category_id"]]

@@ -87,3 +87,22 @@ def test_unknown_dataset_name(datasets_dir, tmp_path):
     proc = run_tool(["tools/train_net.py", "--config-file", CONFIG, *TINY, "OUTPUT_DIR", str(tmp_path),
                      "DATASETS.TRAIN", "('lt_shapez_train',)"], datasets_dir, check=False)
     assert proc.returncode != 0 and "lt_shapez_train" in proc.stdout and "not registered" in proc.stdout
+
+
+def test_fast_evaluation_equals_lvis_api_on_model_output(trained, datasets_dir):
+    """Real Mask R-CNN detections (empty masks, ties and all): both backends agree."""
+    import math
+
+    from balms_det.evaluation import METRICS, LVISGroundTruth, evaluate_lvis
+
+    out, _ = trained
+    with open(out / "inference" / "lt_shapes_mini_val" / "lvis_instances_results.json") as f:
+        results = json.load(f)
+    assert len(results) > 100
+    gt_json = os.path.join(datasets_dir, "lt_shapes_mini", "lt_shapes_val.json")
+    for iou_type in ("bbox", "segm"):
+        fast = evaluate_lvis(LVISGroundTruth(gt_json, "fast"), results, iou_type)
+        ref = evaluate_lvis(LVISGroundTruth(gt_json, "lvis"), results, iou_type)
+        for k in METRICS:
+            a, b = fast.metrics[k], ref.metrics[k]
+            assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-6, (iou_type, k, a, b)

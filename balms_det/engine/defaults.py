@@ -9,6 +9,8 @@ from detectron2.utils import comm
 
 from ..config import add_balms_config
 
+_D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model  # detectron2's own, restored after patching
+
 
 def merge_config(cfg, config_file, opts=()):
     """``cfg.merge_from_file(config_file)`` then ``cfg.merge_from_list(opts)``, with errors that name
@@ -46,9 +48,6 @@ def create_ddp_model(model, **kwargs):
     if comm.get_world_size() > 1 and next(model.parameters()).device.type == "cpu":
         kwargs.setdefault("device_ids", None)
     return _D2_CREATE_DDP_MODEL(model, **kwargs)
-
-
-_D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model
 
 
 @contextlib.contextmanager

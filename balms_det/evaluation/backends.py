@@ -6,6 +6,7 @@ list and return the same numbers (tests/test_evaluation.py checks |delta| <= 1e-
 """
 import contextlib
 import copy
+import functools
 import io
 import logging
 import math
@@ -55,12 +56,15 @@ class LVISGroundTruth:
         self.images = dict(images)
         self.categories = dict(categories)
         check_lvis_gt(self.images, self.categories)
-        # (image, category) pairs LVIS scores: annotated in the image or in its neg_category_ids,
-        # encoded as image_id * key_stride + category_id (see federated_prefilter).
         self.key_stride = max(self.categories, default=0) + 1
+
+    @functools.cached_property
+    def scored_keys(self):
+        """Sorted (image, category) pairs LVIS scores, annotated in the image or in its
+        neg_category_ids, encoded as image_id * key_stride + category_id (federated_prefilter)."""
         pairs = {(a["image_id"], a["category_id"]) for a in self.api.load_anns(self.api.get_ann_ids())}
         pairs.update((i, c) for i, im in self.images.items() for c in im.get("neg_category_ids") or ())
-        self.scored_keys = np.unique(np.array([i * self.key_stride + c for i, c in pairs], np.int64))
+        return np.unique(np.array([i * self.key_stride + c for i, c in pairs], np.int64))
 
 
 def _hotcoco_api(annotations):
@@ -166,9 +170,7 @@ def federated_prefilter(gt, results, max_dets):
         capped = np.zeros(n, bool)
         capped[order] = (np.arange(n) - first) < max_dets
         keep &= capped
-    if keep.all():
-        return results
-    return [results[i] for i in np.flatnonzero(keep)]
+    return _select(results, keep)
 
 
 def drop_zero_area(results, iou_type):
@@ -185,7 +187,11 @@ def drop_zero_area(results, iou_type):
         from hotcoco import mask as hc_mask
 
         area = np.asarray(hc_mask.area([r["segmentation"] for r in results]), np.float64)
-    keep = area > 0
+    return _select(results, area > 0)
+
+
+def _select(results, keep):
+    """The entries of ``results`` where the boolean array ``keep`` is True, in order."""
     if keep.all():
         return results
     return [results[i] for i in np.flatnonzero(keep)]

@@ -138,6 +138,10 @@ def test_max_dets_per_image_is_applied(lvis_gts, fake_results):
     assert_metrics_equal(capped, ref)
     full = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox")
     assert capped.metrics["AP"] != full.metrics["AP"]
+    # -1: no cap at all (310 detections on some images), also past hotcoco's default of 300
+    uncapped = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox", max_dets_per_image=-1)
+    assert_metrics_equal(uncapped, evaluate_lvis(lvis_gts["lvis"], fake_results, "bbox", max_dets_per_image=-1))
+    assert uncapped.metrics["AP"] != full.metrics["AP"]
 
 
 # ---- bad input ----------------------------------------------------------------------------------
@@ -192,6 +196,43 @@ def test_polygon_detections_are_accepted(lvis_gts, lvis_dict):
     assert fast.per_class_ap[a["category_id"]] > 0
 
 
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_non_uniform_results_are_read_entry_by_entry(lvis_gts, lvis_dict, fake_results, iou_type):
+    # The vectorised reader takes dicts of ints/floats with RLE masks; anything else valid (float
+    # ids, tuple boxes and RLE sizes, polygons mixed with RLEs) goes entry by entry, same numbers.
+    imgs = {im["id"]: im for im in lvis_dict["images"]}
+    plain = [r for r in fake_results if r["image_id"] in set(sorted(imgs)[:20])]
+    odd = []
+    for i, r in enumerate(plain):
+        r = dict(r, image_id=float(r["image_id"]) if i % 7 == 0 else r["image_id"], bbox=tuple(r["bbox"]))
+        if i % 5 == 0:
+            r["segmentation"] = dict(r["segmentation"], size=tuple(r["segmentation"]["size"]))
+        odd.append(r)
+    a = next(a for a in lvis_dict["annotations"] if a["image_id"] in set(sorted(imgs)[:20]))
+    poly = {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
+            "segmentation": a["segmentation"], "score": 0.95}
+    fast = evaluate_lvis(lvis_gts["fast"], odd + [poly], iou_type)
+    assert_metrics_equal(fast, evaluate_lvis(lvis_gts["lvis"], plain + [poly], iou_type))
+    assert_metrics_equal(evaluate_lvis(lvis_gts["fast"], odd + [poly], iou_type, check=False), fast, tol=0.0)
+
+
+def test_prepare_masks_turns_polygons_into_the_same_rles(lvis_json, lvis_dict):
+    from pycocotools import mask as mask_util
+
+    gt = LVISGroundTruth(lvis_json, "fast")
+    gt.prepare_masks()
+    gt.prepare_masks()  # idempotent
+    anns = {a["id"]: a for a in gt.api.load_anns(gt.api.get_ann_ids())}
+    imgs = {im["id"]: im for im in lvis_dict["images"]}
+    for a in lvis_dict["annotations"][:50]:
+        im = imgs[a["image_id"]]
+        rle = anns[a["id"]]["segmentation"]
+        assert isinstance(rle, dict) and rle["size"] == [im["height"], im["width"]]
+        assert anns[a["id"]]["area"] == a["area"]  # LVIS's area, not the mask's, stays
+        expected = mask_util.merge(mask_util.frPyObjects(a["segmentation"], im["height"], im["width"]))
+        assert rle["counts"] == expected["counts"].decode()
+
+
 # ---- synthetic dataset --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
@@ -214,7 +255,8 @@ def _unscored_category(lvis_dict, img):
 
 
 def test_prefilter_keeps_exactly_what_lvis_counts(lvis_gts, lvis_dict):
-    from balms_det.evaluation.backends import federated_prefilter
+    from balms_det.evaluation.backends import federated_keep
+    from balms_det.evaluation.columns import ResultColumns
 
     img = next(im for im in lvis_dict["images"] if im["neg_category_ids"])
     pos = next(a for a in lvis_dict["annotations"] if a["image_id"] == img["id"])
@@ -227,11 +269,16 @@ def test_prefilter_keeps_exactly_what_lvis_counts(lvis_gts, lvis_dict):
         {"image_id": img["id"], "category_id": pos["category_id"], "bbox": box, "score": 0.4},
     ]
     gt = lvis_gts["fast"]
-    assert federated_prefilter(gt, dets, -1) == dets[1:]
+
+    def kept(dets, max_dets):
+        columns = ResultColumns.from_results(dets, gt.images, gt.categories, "bbox")
+        return np.flatnonzero(federated_keep(gt, columns, max_dets)).tolist()
+
+    assert kept(dets, -1) == [1, 2, 3]
     # The cap comes first and counts the unscored detection; ties keep results order.
-    assert federated_prefilter(gt, dets, 2) == dets[1:2]
-    assert federated_prefilter(gt, dets, 3) == dets[1:3]
-    assert federated_prefilter(gt, [dets[0]], 300) == []
+    assert kept(dets, 2) == [1]
+    assert kept(dets, 3) == [1, 2]
+    assert kept(dets[:1], 300) == []
 
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .columns import ResultColumns, to_rle
 from .validation import check_lvis_gt, check_lvis_results
 
 logger = logging.getLogger(__name__)
@@ -56,15 +57,40 @@ class LVISGroundTruth:
         self.images = dict(images)
         self.categories = dict(categories)
         check_lvis_gt(self.images, self.categories)
+        self._masks_prepared = False
         self.key_stride = max(self.categories, default=0) + 1
 
     @functools.cached_property
     def scored_keys(self):
         """Sorted (image, category) pairs LVIS scores, annotated in the image or in its
-        neg_category_ids, encoded as image_id * key_stride + category_id (federated_prefilter)."""
+        neg_category_ids, encoded as image_id * key_stride + category_id (federated_keep)."""
         pairs = {(a["image_id"], a["category_id"]) for a in self.api.load_anns(self.api.get_ann_ids())}
         pairs.update((i, c) for i, im in self.images.items() for c in im.get("neg_category_ids") or ())
         return np.unique(np.array([i * self.key_stride + c for i, c in pairs], np.int64))
+
+    def prepare_masks(self):
+        """Turn the ground truth's polygon masks into RLEs, once (fast backend; idempotent).
+
+        hotcoco otherwise converts every polygon again at each segm evaluation; the first fast segm
+        evaluation calls this, so later ones (periodic evaluation in training) skip that work."""
+        if self.backend != "fast" or self._masks_prepared:
+            return
+        updates = []
+        for ann in self.api.load_anns(self.api.get_ann_ids()):
+            if isinstance(ann.get("segmentation"), list):
+                rle = self.api.ann_to_rle(ann)  # the same conversion hotcoco does inside evaluate()
+                counts = rle["counts"]
+                updates.append({"id": ann["id"], "segmentation": {
+                    "size": list(rle["size"]), "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}})
+        if updates:
+            self.api.update_anns(updates)
+        self._masks_prepared = True
+
+    @functools.cached_property
+    def annotated_category_ids(self):
+        """Sorted ids of the categories with at least one ground-truth instance: the only ones
+        with an AP (a category without ground truth has none, and no mean counts it)."""
+        return sorted({a["category_id"] for a in self.api.load_anns(self.api.get_ann_ids())})
 
 
 def _hotcoco_api(annotations):
@@ -124,102 +150,94 @@ def evaluate_lvis(gt, results, iou_type, *, max_dets_per_image=LVIS_MAX_DETS_PER
     are kept (-1 or None: all), detections of categories neither present in an image nor in its
     ``neg_category_ids`` are not counted, and unmatched detections of an image's
     ``not_exhaustive_category_ids`` are not false positives. Returns an :class:`LVISEvalResult`.
-    ``results`` is not modified.
+    ``results`` is not modified. ``check=False`` skips the input checks (:func:`check_lvis_results`).
     """
     if iou_type not in IOU_TYPES:
         raise ValueError(f"iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
+    max_dets = -1 if max_dets_per_image is None else int(max_dets_per_image)
+    if gt.backend == "fast":
+        columns = ResultColumns.from_results(results, gt.images, gt.categories, iou_type, check=check)
+        if len(columns) == 0:
+            return _no_detections(iou_type)
+        columns = _select(columns, federated_keep(gt, columns, max_dets))
+        columns = _select(columns, columns.compute_area() > 0)
+        return _evaluate_fast(gt, columns, iou_type, max_dets)
     if check:
         check_lvis_results(results, gt.images, gt.categories, iou_type)
     if len(results) == 0:
-        # lvis-api cannot load an empty results list; detectron2 reports NaN here.
-        logger.warning("No LVIS detections to evaluate for %s: every metric is NaN.", iou_type)
-        return LVISEvalResult(iou_type, {k: math.nan for k in METRICS}, {})
-    if max_dets_per_image is None:
-        max_dets_per_image = -1
-    if gt.backend == "fast":
-        results = federated_prefilter(gt, results, int(max_dets_per_image))
+        return _no_detections(iou_type)
     if iou_type == "segm":
-        # As detectron2: without a "bbox" the API takes each detection's area from its mask, so
-        # small/medium/large are defined by mask area as for the ground truth.
         results = [_segm_only(r, gt.images) for r in results]
-    if gt.backend == "fast":
-        results = drop_zero_area(results, iou_type)
-    run = _evaluate_fast if gt.backend == "fast" else _evaluate_reference
-    return run(gt, results, iou_type, int(max_dets_per_image))
+    return _evaluate_reference(gt, results, iou_type, max_dets)
 
 
-def federated_prefilter(gt, results, max_dets):
-    """The detections that can affect any LVIS metric, in their original order.
+def _no_detections(iou_type):
+    # lvis-api cannot load an empty results list; detectron2 reports NaN here.
+    logger.warning("No LVIS detections to evaluate for %s: every metric is NaN.", iou_type)
+    return LVISEvalResult(iou_type, {k: math.nan for k in METRICS}, {})
+
+
+def federated_keep(gt, columns, max_dets):
+    """A boolean mask of the detections (:class:`ResultColumns`) that can affect any LVIS metric.
 
     LVIS first keeps each image's ``max_dets`` highest-scoring detections (ties in results order;
     -1: all), then ignores every detection whose category is neither annotated in its image nor in
     the image's ``neg_category_ids``. Doing both here, with numpy, spares the backend from decoding
     and matching detections that cannot count (most of them, for a real LVIS model: an image has
     labels for a few of its ~1,200 categories). The metrics are unchanged (parity tests)."""
-    n = len(results)
-    if n == 0:
-        return results
-    img = np.fromiter((r["image_id"] for r in results), np.int64, n)
-    cat = np.fromiter((r["category_id"] for r in results), np.int64, n)
-    keep = np.isin(img * gt.key_stride + cat, gt.scored_keys)
+    img, n = columns.image_id, len(columns)
+    keep = np.isin(img * gt.key_stride + columns.category_id, gt.scored_keys)
     if max_dets >= 0:
-        score = np.fromiter((r["score"] for r in results), np.float64, n)
-        order = np.lexsort((np.arange(n), -score, img))  # by image, score desc., then input order
+        order = np.lexsort((np.arange(n), -columns.score, img))  # by image, score desc., then input order
         sorted_img = img[order]
         first = np.searchsorted(sorted_img, sorted_img, side="left")
         capped = np.zeros(n, bool)
         capped[order] = (np.arange(n) - first) < max_dets
         keep &= capped
-    return _select(results, keep)
+    return keep
 
 
-def drop_zero_area(results, iou_type):
-    """``results`` without detections of zero area (an empty mask, a box of zero width or height).
-
-    lvis-api never evaluates them (``LVIS.get_ann_ids`` keeps areas strictly above 0), while
-    hotcoco counts them as false positives; Mask R-CNN does output empty masks. Dropping them
-    here keeps the fast backend equal to the reference."""
-    if not results:
-        return results
-    if iou_type == "bbox":
-        area = np.fromiter((r["bbox"][2] * r["bbox"][3] for r in results), np.float64, len(results))
-    else:
-        from hotcoco import mask as hc_mask
-
-        area = np.asarray(hc_mask.area([r["segmentation"] for r in results]), np.float64)
-    return _select(results, area > 0)
-
-
-def _select(results, keep):
-    """The entries of ``results`` where the boolean array ``keep`` is True, in order."""
-    if keep.all():
-        return results
-    return [results[i] for i in np.flatnonzero(keep)]
+def _select(columns, keep):
+    return columns if keep.all() else columns.take(np.flatnonzero(keep))
 
 
 def _segm_only(result, images):
-    """``result`` without its "bbox", polygons turned into an RLE (lvis-api reads only RLEs)."""
-    if "bbox" in result:
-        out = result.copy()
-        del out["bbox"]
-    else:
-        out = result
-    if isinstance(out["segmentation"], list):
-        from pycocotools import mask as mask_util
+    """``result`` without its "bbox", polygons turned into an RLE (lvis-api reads only RLEs).
 
-        out = dict(out)
-        image = images[result["image_id"]]
-        h, w = image["height"], image["width"]
-        rle = mask_util.merge(mask_util.frPyObjects(out["segmentation"], h, w))
-        out["segmentation"] = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    As detectron2: without a "bbox" lvis-api takes each detection's area from its mask, so
+    small/medium/large are defined by mask area as for the ground truth."""
+    out = {k: v for k, v in result.items() if k != "bbox"}
+    out["segmentation"] = to_rle(out["segmentation"], images[result["image_id"]])
     return out
 
 
-def _evaluate_fast(gt, results, iou_type, max_dets):
+def _evaluate_fast(gt, columns, iou_type, max_dets):
+    """hotcoco's LVIS evaluation of ``columns``, already capped and pre-filtered, and without
+    detections of zero area: hotcoco counts them as false positives, while lvis-api never
+    evaluates them (``LVIS.get_ann_ids`` keeps areas strictly above 0; Mask R-CNN does output
+    empty masks)."""
     import hotcoco
 
-    dt = hotcoco.LVISResults(gt.api, results, max_dets=max_dets)
+    n = len(columns)
+    rows = np.zeros((n, 7))  # hotcoco's (and pycocotools') array form: image, x, y, w, h, score, category
+    rows[:, 0], rows[:, 5], rows[:, 6] = columns.image_id, columns.score, columns.category_id
+    if iou_type == "bbox":
+        rows[:, 1:5] = columns.bbox
+        dt = gt.api.load_res(rows)
+    else:
+        gt.prepare_masks()
+        # Boxes stay 0: segm matching reads only the masks, and the area (which sets
+        # small/medium/large) is the mask's, as lvis-api takes it for results without a "bbox".
+        dt = gt.api.load_res(rows, segmentation=columns.segmentation)
+        if n:
+            dt.update_anns(ids=np.arange(1, n + 1), area=columns.area)  # load_res numbers rows 1..n
+    dt = dt.cap_detections_per_image(None if max_dets < 0 else max_dets)  # a no-op: already capped
     ev = hotcoco.LVISeval(gt.api, dt, iou_type)
+    if gt.annotated_category_ids:
+        # A category without ground truth has no AP (-1, left out of every mean): skip it.
+        params = ev.params
+        params.cat_ids = gt.annotated_category_ids
+        ev.params = params
     ev.evaluate()
     ev.accumulate()
     printed = io.StringIO()
@@ -227,16 +245,17 @@ def _evaluate_fast(gt, results, iou_type, max_dets):
         ev.summarize()
     logger.debug("hotcoco summary (%s):\n%s", iou_type, printed.getvalue())
     summary = ev.get_results(per_class=True)  # {"AP": .., ..., "AP/<category name>": ..}
+    metrics = {k: _undefined_to_nan(summary[k]) for k in METRICS}
+    per_class = {c: math.nan for c in gt.categories}
     name_to_id = {c["name"]: i for i, c in gt.categories.items()}
     if len(name_to_id) == len(gt.categories):
-        per_class = {c: math.nan for c in gt.categories}
         for key, value in summary.items():
             if key.startswith("AP/"):
                 per_class[name_to_id[key[3:]]] = _undefined_to_nan(value)
-        return LVISEvalResult(iou_type, {k: _undefined_to_nan(summary[k]) for k in METRICS}, per_class)
-    # category names not unique: per-class AP from the precision array, by id
-    precision = np.asarray(ev.eval["precision"])[..., -1]  # T x R x K x A (last max-dets setting)
-    return _make_result(iou_type, summary, precision, list(ev.params.cat_ids))
+    else:  # category names not unique: per-class AP from the precision array, by id
+        precision = np.asarray(ev.eval["precision"])[..., -1]  # T x R x K x A (last max-dets setting)
+        per_class.update(per_class_ap_from_precision(precision, list(ev.params.cat_ids)))
+    return LVISEvalResult(iou_type, metrics, per_class)
 
 
 def _evaluate_reference(gt, results, iou_type, max_dets):

@@ -6,10 +6,6 @@ C/Rust code or silently counts as empty. These checks run before either backend.
 """
 import math
 import numbers
-import warnings
-
-import numpy as np
-
 _FREQUENCIES = ("r", "c", "f")
 
 
@@ -54,55 +50,16 @@ def check_lvis_results(results, images, categories, iou_type):
     Checks each entry has a known ``image_id`` and ``category_id``, a finite ``score``, and for
     ``iou_type`` "bbox" a finite ``[x, y, w, h]`` box with w, h >= 0, for "segm" a segmentation
     that is an RLE of the image's size [height, width] with decodable counts, or polygons.
-    A vectorised pass accepts valid input in a few tens of ms per 30k detections; only when it
-    fails does the per-entry pass run to find and name the offending entry.
+    Valid input is accepted by a few vectorised passes (:class:`~.columns.ResultColumns`, which the
+    fast backend reads anyway); only when they fail does the per-entry pass run to name the entry.
     """
-    if isinstance(results, (list, tuple)) and _all_valid(results, images, categories, iou_type):
-        return
-    _raise_first_invalid(results, images, categories, iou_type)
+    from .columns import ResultColumns
+
+    ResultColumns.from_results(results, images, categories, iou_type, check=True)
 
 
-def _all_valid(results, images, categories, iou_type):
-    """True when every entry passes the checks; False means "look entry by entry"."""
-    if not all(type(r) is dict for r in results):
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", np.VisibleDeprecationWarning)  # ragged boxes: not valid
-            img_ids = [r["image_id"] for r in results]
-            cat_ids = [r["category_id"] for r in results]
-            scores = np.array([r["score"] for r in results])
-            if iou_type == "bbox":
-                boxes = np.array([r["bbox"] for r in results])
-            else:
-                segs = [r["segmentation"] for r in results]
-    except (KeyError, TypeError, ValueError, np.VisibleDeprecationWarning):
-        return False
-    if not (set(img_ids) <= images.keys() and set(cat_ids) <= categories.keys()):
-        return False
-    if len(results) and not (scores.dtype.kind in "fiu" and np.isfinite(scores).all()):
-        return False
-    if iou_type == "bbox":
-        return len(results) == 0 or (
-            boxes.dtype.kind in "fiu" and boxes.shape == (len(results), 4) and np.isfinite(boxes).all()
-            and (boxes[:, 2:] >= 0).all()
-        )
-    if not segs:
-        return True
-    from hotcoco import mask as hc_mask
-
-    try:
-        hc_mask.area(segs)  # one Rust call: every entry is an RLE dict with decodable counts
-    except (ValueError, TypeError, KeyError):
-        return False
-    hw = {i: [im["height"], im["width"]] for i, im in images.items()}
-    try:
-        return all(s["size"] == hw[i] for s, i in zip(segs, img_ids))  # lists, as RLEs hold them
-    except (TypeError, KeyError):
-        return False
-
-
-def _raise_first_invalid(results, images, categories, iou_type):
+def raise_first_invalid(results, images, categories, iou_type):
+    """Check ``results`` entry by entry; raise :class:`LVISResultsError` at the first invalid one."""
     if not isinstance(results, (list, tuple)):
         raise LVISResultsError(f"LVIS results must be a list of detection dicts, got {type(results).__name__}")
     cat_range = f"{min(categories)}..{max(categories)}" if categories else "none"

@@ -170,8 +170,11 @@ def evaluate_lvis(gt, results, iou_type, *, max_dets_per_image=LVIS_MAX_DETS_PER
         columns = ResultColumns.from_results(results, gt.images, gt.categories, iou_type, check=check)
         if len(columns) == 0:
             return _no_detections(iou_type)
-        columns = _select(columns, federated_keep(gt, columns, max_dets))
-        columns = _select(columns, columns.compute_area() > 0)
+        keep = federated_keep(gt, columns, max_dets)
+        if columns.area is None and iou_type == "segm":  # unchecked: decode only the masks kept so far
+            columns = _select(columns, keep)
+            keep = np.ones(len(columns), bool)
+        columns = _select(columns, keep & (columns.compute_area() > 0))
         return _evaluate_fast(gt, columns, iou_type, max_dets)
     if check:
         check_lvis_results(results, gt.images, gt.categories, iou_type)

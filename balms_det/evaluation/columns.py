@@ -36,7 +36,7 @@ class ResultColumns:
             self.category_id[index],
             self.score[index],
             None if self.bbox is None else self.bbox[index],
-            None if self.segmentation is None else [self.segmentation[i] for i in index],
+            None if self.segmentation is None else list(map(self.segmentation.__getitem__, index.tolist())),
             None if self.area is None else self.area[index],
         )
 
@@ -134,7 +134,7 @@ def _read_uniform(results, iou_type):
             bbox = bbox.astype(np.float64, copy=False)
         else:
             bbox, segmentation = None, [r["segmentation"] for r in results]
-            if not all(type(s) is dict for s in segmentation):
+            if not set(map(type, segmentation)) <= {dict}:
                 return None  # polygons (or malformed masks): entry by entry
     except (KeyError, TypeError):  # an entry that is not a dict, or lacks a key
         return None

@@ -24,6 +24,7 @@ import time
 from balms_det.evaluation import METRICS, LVISGroundTruth, evaluate_lvis
 from balms_det.evaluation.fake_detections import make_fake_lvis_detections
 
+TARGET = 20.0  # the speed-up target, end to end from the results list
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -54,7 +55,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--gt", default=os.path.join(root, "lvis_v0.5_val_100.json"))
     p.add_argument("--dets-per-image", type=int, default=300)
-    p.add_argument("--repeats", type=int, default=3, help="each timing: best of this many runs")
+    p.add_argument("--repeats", type=int, default=5, help="each timing: best of this many runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--results", help="a saved LVIS results file (e.g. a model's "
                    "lvis_instances_results.json) instead of generated detections")
@@ -101,6 +102,7 @@ def main():
     print(f"{'iou type':8} | {'lvis-api (s)':>12} | {'fast (s)':>9} | {'speed-up':>8} | "
           f"{'fast, no checks (s)':>19} | {'speed-up':>8} | max |delta| (fraction)")
     print("-" * 100)
+    verdicts = []
     for iou_type in ("bbox", "segm"):
         t_ref, ref = timed(lambda: evaluate_lvis(gt_ref, results, iou_type, check=False), args.repeats)
         t_fast, fast = timed(lambda: evaluate_lvis(gt_fast, results, iou_type), args.repeats)
@@ -108,6 +110,10 @@ def main():
         delta = max(abs(fast.metrics[k] - ref.metrics[k]) for k in METRICS)
         print(f"{iou_type:8} | {t_ref:12.3f} | {t_fast:9.3f} | {t_ref / t_fast:7.1f}x | {t_raw:19.3f} | "
               f"{t_ref / t_raw:7.1f}x | {delta:.2e}")
+        ok = t_ref / t_fast >= TARGET and delta <= 1e-6
+        verdicts.append(f"{iou_type} {'met' if ok else 'NOT met'} ({t_ref / t_fast:.1f}x, |delta| {delta:.1e})")
+    print(f"\ntarget (>= {TARGET:.0f}x with the checks, |delta| <= 1e-6): " + "; ".join(verdicts))
+
 
 if __name__ == "__main__":
     main()

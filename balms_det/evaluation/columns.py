@@ -1,7 +1,7 @@
 """LVIS results as columns: numpy arrays read once from the results list.
 
 The input checks, the federated pre-filter and hotcoco's array loader all work on these columns, so
-the fast path touches each detection dict once, decodes each mask once, and never builds
+the fast path reads the detection dicts only here, decodes each mask once, and never builds
 per-detection dicts for the backend (which costs more than hotcoco's evaluation itself).
 """
 import warnings

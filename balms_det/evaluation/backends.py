@@ -6,7 +6,6 @@ list and return the same numbers (tests/test_evaluation.py checks |delta| <= 1e-
 """
 import contextlib
 import copy
-import functools
 import io
 import logging
 import math
@@ -35,6 +34,7 @@ class LVISGroundTruth:
         api: the backend's dataset object (``hotcoco.COCO`` or ``lvis.LVIS``).
         images: {image id: image dict}; categories: {category id: category dict}.
         num_annotations: number of ground-truth instances (0 for a test-set file).
+        scored_keys, annotated_category_ids: see :func:`_federated_index` (fast backend only).
     """
 
     def __init__(self, annotations, backend="fast"):
@@ -45,45 +45,20 @@ class LVISGroundTruth:
             annotations = os.fspath(annotations)
         if backend == "fast":
             self.api = _hotcoco_api(annotations)
-            images, categories = self.api.imgs, self.api.cats
-            self.num_annotations = len(self.api.get_ann_ids())
         else:
             self.api = _lvis_api(annotations)
             for img in self.api.imgs.values():  # absent means empty, as in hotcoco
                 img.setdefault("neg_category_ids", [])
                 img.setdefault("not_exhaustive_category_ids", [])
-            images, categories = self.api.imgs, self.api.cats
-            self.num_annotations = len(self.api.get_ann_ids())
-        self.images = dict(images)
-        self.categories = dict(categories)
+        self.num_annotations = len(self.api.get_ann_ids())
+        self.images = dict(self.api.imgs)
+        self.categories = dict(self.api.cats)
         check_lvis_gt(self.images, self.categories)
         self._masks_prepared = False
         self.key_stride = max(self.categories, default=0) + 1
-        if backend == "fast":
-            # What every fast evaluation reads: built with the ground truth (and timed as loading).
-            _ = self.scored_keys, self.annotated_category_ids
-
-    @functools.cached_property
-    def images_of_category(self):
-        """{category id: ids of the images with ground truth of that category}, from the backend's
-        index (no annotation is materialised in Python: ~50x faster than reading them)."""
-        if self.backend == "fast":
-            return {c: list(self.api.get_img_ids(cat_ids=[c])) for c in self.categories}
-        return {c: sorted(set(self.api.cat_img_map.get(c, ()))) for c in self.categories}
-
-    @functools.cached_property
-    def scored_keys(self):
-        """Sorted (image, category) pairs LVIS scores, annotated in the image or in its
-        neg_category_ids, encoded as image_id * key_stride + category_id (federated_keep)."""
-        keys = [i * self.key_stride + c for c, imgs in self.images_of_category.items() for i in imgs]
-        keys += [i * self.key_stride + c for i, im in self.images.items() for c in im.get("neg_category_ids") or ()]
-        return np.unique(np.array(keys, np.int64))
-
-    @functools.cached_property
-    def annotated_category_ids(self):
-        """Sorted ids of the categories with at least one ground-truth instance: the only ones
-        with an AP (a category without ground truth has none, and no mean counts it)."""
-        return sorted(c for c, imgs in self.images_of_category.items() if imgs)
+        if backend == "fast":  # what every fast evaluation reads, built with the ground truth
+            self.scored_keys, self.annotated_category_ids = _federated_index(
+                self.api, self.images, self.categories, self.key_stride)
 
     def prepare_masks(self):
         """Turn the ground truth's polygon masks into RLEs, once (fast backend; idempotent).
@@ -102,6 +77,20 @@ class LVISGroundTruth:
         if updates:
             self.api.update_anns(updates)
         self._masks_prepared = True
+
+
+def _federated_index(api, images, categories, key_stride):
+    """From hotcoco's category -> image index (no annotation is read into Python: ~50x faster):
+
+    * the sorted (image, category) pairs LVIS scores, annotated in the image or in its
+      neg_category_ids, encoded as image_id * key_stride + category_id (for federated_keep);
+    * the sorted ids of the categories with ground truth: the only ones with an AP (a category
+      without ground truth has none, and no mean counts it).
+    """
+    images_of = {c: api.get_img_ids(cat_ids=[c]) for c in categories}
+    keys = [i * key_stride + c for c, imgs in images_of.items() for i in imgs]
+    keys += [i * key_stride + c for i, im in images.items() for c in im.get("neg_category_ids") or ()]
+    return np.unique(np.array(keys, np.int64)), sorted(c for c, imgs in images_of.items() if imgs)
 
 
 def _hotcoco_api(annotations):
@@ -259,7 +248,6 @@ def _evaluate_fast(gt, columns, iou_type, max_dets):
         ev.summarize()
     logger.debug("hotcoco summary (%s):\n%s", iou_type, printed.getvalue())
     summary = ev.get_results(per_class=True)  # {"AP": .., ..., "AP/<category name>": ..}
-    metrics = {k: _undefined_to_nan(summary[k]) for k in METRICS}
     per_class = {c: math.nan for c in gt.categories}
     name_to_id = {c["name"]: i for i, c in gt.categories.items()}
     if len(name_to_id) == len(gt.categories):
@@ -269,7 +257,7 @@ def _evaluate_fast(gt, columns, iou_type, max_dets):
     else:  # category names not unique: per-class AP from the precision array, by id
         precision = np.asarray(ev.eval["precision"])[..., -1]  # T x R x K x A (last max-dets setting)
         per_class.update(per_class_ap_from_precision(precision, list(ev.params.cat_ids)))
-    return LVISEvalResult(iou_type, metrics, per_class)
+    return _make_result(iou_type, summary, per_class)
 
 
 def _evaluate_reference(gt, results, iou_type, max_dets):
@@ -280,12 +268,12 @@ def _evaluate_reference(gt, results, iou_type, max_dets):
     ev = LVISEval(gt.api, dt, iou_type)
     ev.run()
     precision = np.asarray(ev.eval["precision"])  # T x R x K x A
-    return _make_result(iou_type, ev.get_results(), precision, list(ev.params.cat_ids))
+    return _make_result(iou_type, ev.get_results(), per_class_ap_from_precision(precision, list(ev.params.cat_ids)))
 
 
-def _make_result(iou_type, summary, precision, cat_ids):
-    metrics = {k: _undefined_to_nan(summary[k]) for k in METRICS}
-    return LVISEvalResult(iou_type, metrics, per_class_ap_from_precision(precision, cat_ids))
+def _make_result(iou_type, summary, per_class):
+    """An :class:`LVISEvalResult` from a backend's summary ({metric: value, -1 = undefined})."""
+    return LVISEvalResult(iou_type, {k: _undefined_to_nan(summary[k]) for k in METRICS}, per_class)
 
 
 def _undefined_to_nan(value):

@@ -160,11 +160,16 @@ def _read_entries(results, images, iou_type):
 
 def to_rle(segmentation, image):
     """An RLE dict for a detection's "segmentation": returned as is if it already is one,
-    polygons merged into one RLE of the image's size (counts as a str, as in a results file)."""
+    polygons merged into one RLE of the image's size (see :func:`polygons_to_rle`)."""
     if isinstance(segmentation, dict):
         return segmentation
+    return polygons_to_rle(segmentation, image["height"], image["width"])
+
+
+def polygons_to_rle(polygons, height, width):
+    """Polygons [[x1, y1, x2, y2, ...], ...] merged into one RLE dict of size [height, width], counts
+    as a str (as in a results file)."""
     from pycocotools import mask as mask_util
 
-    h, w = image["height"], image["width"]
-    rle = mask_util.merge(mask_util.frPyObjects(segmentation, h, w))
-    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    rle = mask_util.merge(mask_util.frPyObjects(polygons, height, width))
+    return {"size": [height, width], "counts": rle["counts"].decode("ascii")}

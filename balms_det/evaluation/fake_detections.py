@@ -6,12 +6,8 @@ categories, its ``neg_category_ids``, its ``not_exhaustive_category_ids`` and ra
 categories (which LVIS's federated rules do not count). Scores are distinct random floats.
 """
 import numpy as np
-from pycocotools import mask as mask_util
 
-
-def _rle(polygons, h, w):
-    rle = mask_util.merge(mask_util.frPyObjects(polygons, h, w))
-    return {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+from .columns import polygons_to_rle
 
 
 def _box_polygon(x, y, bw, bh):
@@ -70,6 +66,6 @@ def make_fake_lvis_detections(gt, *, seed=0, dets_per_image=300, copies_per_inst
         for (box, polys, cat), score in zip(dets[:dets_per_image], scores):
             r = {"image_id": img_id, "category_id": int(cat), "bbox": [float(v) for v in box], "score": float(score)}
             if masks:
-                r["segmentation"] = _rle(polys, h, w)
+                r["segmentation"] = polygons_to_rle(polys, h, w)
             results.append(r)
     return results

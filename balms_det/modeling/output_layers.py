@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from . import losses as L
 from .priors import class_prior_from_config
 
-__all__ = ["BalancedSoftmaxOutputLayers", "CLS_LOSSES"]
+__all__ = ["BalancedSoftmaxOutputLayers", "CLS_LOSSES", "prior_from_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,15 @@ def _needs_counts(cls_loss, posthoc_tau, background):
         return True
     uses_shift = cls_loss == "balanced_softmax" or (cls_loss == "softmax" and posthoc_tau != 0)
     return uses_shift and background == "unadjusted"
+
+
+def prior_from_config(cfg):
+    """The class prior ``MODEL.BALMS``'s loss needs (loaded from ``MODEL.BALMS.PRIOR``), or None
+    when it needs none."""
+    b = cfg.MODEL.BALMS
+    if not _needs_counts(b.CLS_LOSS, b.POSTHOC_TAU, b.BACKGROUND):
+        return None
+    return class_prior_from_config(cfg, need_num_images=b.CLS_LOSS == "balanced_sigmoid")
 
 
 class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
@@ -151,7 +160,7 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         )
         if _needs_counts(b.CLS_LOSS, b.POSTHOC_TAU, b.BACKGROUND):
             if prior is None:
-                prior = class_prior_from_config(cfg, need_num_images=b.CLS_LOSS == "balanced_sigmoid")
+                prior = prior_from_config(cfg)
             ret["class_counts"] = prior.counts
             ret["num_images"] = prior.num_images
         return ret

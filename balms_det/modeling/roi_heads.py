@@ -6,17 +6,9 @@ Box/mask heads, proposal sampling and everything else are detectron2's.
 """
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, CascadeROIHeads, StandardROIHeads
 
-from .output_layers import BalancedSoftmaxOutputLayers, _needs_counts
-from .priors import class_prior_from_config
+from .output_layers import BalancedSoftmaxOutputLayers, prior_from_config
 
 __all__ = ["BalancedSoftmaxROIHeads", "BalancedSoftmaxCascadeROIHeads"]
-
-
-def _prior_once(cfg):
-    b = cfg.MODEL.BALMS
-    if _needs_counts(b.CLS_LOSS, b.POSTHOC_TAU, b.BACKGROUND):
-        return class_prior_from_config(cfg, need_num_images=b.CLS_LOSS == "balanced_sigmoid")
-    return None
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -27,7 +19,7 @@ class BalancedSoftmaxROIHeads(StandardROIHeads):
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
         ret["box_predictor"] = BalancedSoftmaxOutputLayers(
-            cfg, ret["box_head"].output_shape, prior=_prior_once(cfg)
+            cfg, ret["box_head"].output_shape, prior=prior_from_config(cfg)
         )
         return ret
 
@@ -39,7 +31,7 @@ class BalancedSoftmaxCascadeROIHeads(CascadeROIHeads):
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
-        prior = _prior_once(cfg)
+        prior = prior_from_config(cfg)  # loaded once for all stages
         ret["box_predictors"] = [
             BalancedSoftmaxOutputLayers(
                 cfg, head.output_shape, prior=prior, box2box_transform=old.box2box_transform

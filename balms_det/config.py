@@ -12,6 +12,7 @@ def add_balms_config(cfg):
         return cfg
     _add_classifier_config(cfg)
     _add_decoupled_config(cfg)
+    _add_meta_reweighter_config(cfg)
     _add_evaluation_config(cfg)
     return cfg
 
@@ -65,6 +66,32 @@ def _add_decoupled_config(cfg):
     cfg.MODEL.BALMS.DECOUPLED.REINIT_CLASSIFIER = False
     # Replace BatchNorm layers whose parameters are all frozen by FrozenBatchNorm2d (eval-mode BN).
     cfg.MODEL.BALMS.DECOUPLED.FREEZE_BN = True
+
+
+def _add_meta_reweighter_config(cfg):
+    # Meta Reweighter (BALMS = Balanced Softmax + Meta Reweighter; balms_det/modeling/meta_reweighter.py,
+    # driven by balms_det/engine/meta_reweighter_hook.py): learned per-class weights w = sigmoid(theta)
+    # of the foreground ROIs' classification loss, one Adam step on theta per meta step. Decoupled only.
+    cfg.MODEL.BALMS.META_REWEIGHTER = CN()
+    # Learn the weights (needs MODEL.BALMS.DECOUPLED.ENABLED and MetaReweighterHook in the trainer).
+    cfg.MODEL.BALMS.META_REWEIGHTER.ENABLED = False
+    # Adam learning rate of theta (the official 0.01).
+    cfg.MODEL.BALMS.META_REWEIGHTER.LR = 0.01
+    # Meta batch: "bank" (class-balanced ROIs from a bank of the training stream's box features, no
+    # extra forward) or "images" (official: class-balanced images through the frozen detector).
+    cfg.MODEL.BALMS.META_REWEIGHTER.META_SOURCE = "bank"
+    # A meta step every PERIOD iterations (1 = every iteration, as the official code), in iterations.
+    cfg.MODEL.BALMS.META_REWEIGHTER.PERIOD = 1
+    # "bank": foreground box features kept per class (ring buffer), in ROIs.
+    cfg.MODEL.BALMS.META_REWEIGHTER.BANK_PER_CLASS = 16
+    # "bank": background box features kept (ring buffer), in ROIs.
+    cfg.MODEL.BALMS.META_REWEIGHTER.BANK_BACKGROUND = 4096
+    # "bank": ROIs per meta batch; 0 = as many as the training batch, with its foreground fraction.
+    cfg.MODEL.BALMS.META_REWEIGHTER.META_ROIS = 0
+    # Non-finite meta loss / hypergradient / theta: "raise" (stop, naming the iteration) or "skip".
+    cfg.MODEL.BALMS.META_REWEIGHTER.ON_NONFINITE = "raise"
+    # EventStorage scalars (meta loss; mean w over r/c/f; min/max w) every LOG_PERIOD iterations.
+    cfg.MODEL.BALMS.META_REWEIGHTER.LOG_PERIOD = 20
 
 
 def _add_evaluation_config(cfg):

@@ -3,7 +3,9 @@ one iteration on tiny synthetic inputs, offline: weights are not loaded, dataset
 by a long-tailed list of counts, proposal/ROI numbers are reduced. No config can rot unnoticed."""
 import glob
 import importlib.util
+import itertools
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,7 +15,7 @@ from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 from torch import nn
 
-from balms_det.engine import build_config
+from balms_det.engine import MetaReweighterHook, build_config
 from conftest import tiny_detection_inputs
 from balms_det.modeling import reinit_classifier
 
@@ -72,8 +74,18 @@ def test_config_builds_and_trains_one_iteration(path):
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
     model.train()
-    with EventStorage():
+    with EventStorage() as storage:
+        meta = cfg.MODEL.BALMS.META_REWEIGHTER.ENABLED
+        if meta:  # BALMS: the hook runs the meta step of this iteration (meta images: other tiny inputs)
+            loader = itertools.repeat(tiny_detection_inputs(cfg.MODEL.ROI_HEADS.NUM_CLASSES, seed=1))
+            hook = MetaReweighterHook(cfg, meta_loader=loader)
+            hook.trainer = SimpleNamespace(model=model, optimizer=optimizer, iter=0, max_iter=1, storage=storage)
+            hook.before_train()
+            hook.before_step()
         losses = model(tiny_detection_inputs(cfg.MODEL.ROI_HEADS.NUM_CLASSES))
+        if meta:
+            hook.after_step()
+            assert storage.latest()["meta/w_min"][0] <= storage.latest()["meta/w_max"][0]
     assert all(torch.isfinite(v) for v in losses.values()), losses
     total = sum(losses.values())
     optimizer.zero_grad()

@@ -20,7 +20,7 @@ from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, evaluators
 from balms_det.data.samplers import build_balms_train_loader
-from balms_det.engine import build_config, cpu_ddp_support
+from balms_det.engine import MetaReweighterHook, build_config, cpu_ddp_support
 from balms_det.evaluation import build_lvis_evaluator
 from balms_det.modeling import ClassifierReinitHook, apply_decoupled
 
@@ -46,6 +46,8 @@ class Trainer(DefaultTrainer):
 
     def build_hooks(self):
         hooks = super().build_hooks()
+        if self.cfg.MODEL.BALMS.META_REWEIGHTER.ENABLED:  # BALMS: after IterationTimer, before writers
+            hooks.insert(1, MetaReweighterHook(self.cfg))
         if self.cfg.MODEL.BALMS.DECOUPLED.REINIT_CLASSIFIER:  # cRT: after MODEL.WEIGHTS, not on resume
             hooks.insert(0, ClassifierReinitHook())
         return hooks

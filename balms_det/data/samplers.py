@@ -4,6 +4,11 @@
 ``RepeatFactorTrainingSampler`` with ``DATALOADER.REPEAT_THRESHOLD``, ...) or
 ``"ClassBalancedSampler"``: each sample picks a class uniformly among the classes present in the
 training set, then an image containing it uniformly (class-aware sampling, Shen et al. 2016).
+
+The Meta Reweighter's official meta loader (:func:`build_meta_train_loader`) is different: detectron2's
+``RepeatFactorTrainingSampler`` with per-image repeat factor ``max_{c in image} 1 / f(c)``,
+``f(c)`` = fraction of training images containing ``c`` (:func:`class_balanced_repeat_factors`),
+as the official BALMS ``ClassBalancedTrainingSampler``.
 """
 import itertools
 import logging
@@ -11,12 +16,22 @@ from collections import defaultdict
 
 import torch
 from detectron2.data import build_detection_train_loader, get_detection_dataset_dicts
+from detectron2.data.samplers import RepeatFactorTrainingSampler
 from detectron2.utils import comm
 from torch.utils.data.sampler import Sampler
 
-__all__ = ["ClassBalancedSampler", "build_balms_train_loader"]
+__all__ = [
+    "ClassBalancedSampler",
+    "build_balms_train_loader",
+    "class_balanced_repeat_factors",
+    "build_meta_train_loader",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def _image_classes(d):
+    return {a["category_id"] for a in d.get("annotations", []) if not a.get("iscrowd", 0)}
 
 
 class ClassBalancedSampler(Sampler):
@@ -26,7 +41,7 @@ class ClassBalancedSampler(Sampler):
     def __init__(self, dataset_dicts, seed=None, shuffle_chunk=4096):
         images_of = defaultdict(list)
         for i, d in enumerate(dataset_dicts):
-            for c in sorted({a["category_id"] for a in d.get("annotations", []) if not a.get("iscrowd", 0)}):
+            for c in sorted(_image_classes(d)):
                 images_of[c].append(i)
         if not images_of:
             raise ValueError("ClassBalancedSampler: the dataset has no annotations")
@@ -49,16 +64,43 @@ class ClassBalancedSampler(Sampler):
                 yield int(imgs[min(int(r * len(imgs)), len(imgs) - 1)])
 
 
-def build_balms_train_loader(cfg, mapper=None):
-    """detectron2's ``build_detection_train_loader(cfg, mapper)``, plus ``ClassBalancedSampler``."""
-    if cfg.DATALOADER.SAMPLER_TRAIN != "ClassBalancedSampler":
-        return build_detection_train_loader(cfg, mapper=mapper)
-    dataset = get_detection_dataset_dicts(
+def class_balanced_repeat_factors(dataset_dicts):
+    """(N,) float32 per-image repeat factors ``max_{c in image} 1 / f(c)``, ``f(c)`` = fraction of the
+    images containing class ``c`` (crowd annotations skipped); 1 for an image without classes."""
+    per_image = [_image_classes(d) for d in dataset_dicts]
+    images_with = defaultdict(int)
+    for classes in per_image:
+        for c in classes:
+            images_with[c] += 1
+    n = len(dataset_dicts)
+    return torch.tensor([max((n / images_with[c] for c in classes), default=1.0) for classes in per_image],
+                        dtype=torch.float32)
+
+
+def _train_dataset_dicts(cfg):
+    return get_detection_dataset_dicts(
         cfg.DATASETS.TRAIN,
         filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
         min_keypoints=cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0,
         proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
     )
+
+
+def build_balms_train_loader(cfg, mapper=None):
+    """detectron2's ``build_detection_train_loader(cfg, mapper)``, plus ``ClassBalancedSampler``."""
+    if cfg.DATALOADER.SAMPLER_TRAIN != "ClassBalancedSampler":
+        return build_detection_train_loader(cfg, mapper=mapper)
+    dataset = _train_dataset_dicts(cfg)
     logger.info("Using training sampler ClassBalancedSampler")
     sampler = ClassBalancedSampler(dataset, seed=cfg.SEED if cfg.SEED >= 0 else None)
+    return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset, sampler=sampler)
+
+
+def build_meta_train_loader(cfg, mapper=None):
+    """The Meta Reweighter's meta images (``META_SOURCE: images``): the training sets, sampled with
+    :func:`class_balanced_repeat_factors`, ``SOLVER.IMS_PER_BATCH`` images per batch (all workers)."""
+    dataset = _train_dataset_dicts(cfg)
+    factors = class_balanced_repeat_factors(dataset)
+    logger.info(f"Meta loader: class-balanced repeat factors, min {factors.min():.2f} / max {factors.max():.2f}")
+    sampler = RepeatFactorTrainingSampler(factors, seed=cfg.SEED + 1 if cfg.SEED >= 0 else None)
     return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset, sampler=sampler)

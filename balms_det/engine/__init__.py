@@ -1,4 +1,5 @@
-"""Entry-point helpers shared by tools/ and user scripts (config loading, CPU DDP)."""
+"""Entry-point helpers shared by tools/ and user scripts (config loading, CPU DDP, the meta reweighter hook)."""
 from .defaults import build_config, cpu_ddp_support, create_ddp_model, merge_config
+from .meta_reweighter_hook import MetaReweighterHook
 
-__all__ = ["build_config", "cpu_ddp_support", "create_ddp_model", "merge_config"]
+__all__ = ["build_config", "cpu_ddp_support", "create_ddp_model", "merge_config", "MetaReweighterHook"]

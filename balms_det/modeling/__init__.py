@@ -1,4 +1,5 @@
-"""Balanced Softmax ROI heads: losses, class priors, the box predictor, registered heads, stage 2."""
+"""Balanced Softmax ROI heads: losses, class priors, the meta reweighter, the box predictor, registered
+heads, stage 2."""
 from .losses import (
     balanced_sigmoid_loss,
     balanced_softmax_loss,
@@ -7,6 +8,7 @@ from .losses import (
     softmax_logit_shift,
 )
 from .priors import ClassPrior, class_prior_from_config, load_class_prior
+from .meta_reweighter import MetaReweighter, meta_hypergradient, roi_loss_weights
 from .output_layers import BalancedSoftmaxOutputLayers
 from .roi_heads import BalancedSoftmaxCascadeROIHeads, BalancedSoftmaxROIHeads  # registers heads
 from .decoupled import ClassifierReinitHook, apply_decoupled, reinit_classifier

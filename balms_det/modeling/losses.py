@@ -105,19 +105,31 @@ def _sigmoid_targets(logits, gt_classes):
     return target[:, :k]
 
 
-def sigmoid_ce_loss(logits, gt_classes):
+def _reduce_per_roi(loss, reduction):
+    """(N, K) elementwise losses -> summed over classes per ROI (``"none"``: (N,)) or that sum
+    divided by N (``"mean"``, the official normalisation)."""
+    per_roi = loss.sum(dim=1)
+    if reduction == "none":
+        return per_roi
+    if reduction == "mean":
+        return per_roi.sum() / max(per_roi.shape[0], 1)
+    raise ValueError(f"Unknown reduction {reduction!r}; expected 'mean' or 'none'")
+
+
+def sigmoid_ce_loss(logits, gt_classes, reduction="mean"):
     """
     Sigmoid baseline: ``K`` logits, one-hot targets (all zero for background ROIs), binary
-    cross-entropy summed over classes and divided by the number of ROIs.
+    cross-entropy summed over classes and divided by the number of ROIs
+    (``reduction="none"``: the (N,) per-ROI sums).
     """
-    if logits.numel() == 0:
+    if logits.numel() == 0 and reduction == "mean":
         return logits.sum() * 0.0
     target = _sigmoid_targets(logits, gt_classes)
     loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    return loss.sum() / logits.shape[0]
+    return _reduce_per_roi(loss, reduction)
 
 
-def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12):
+def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12, reduction="mean"):
     """
     Sigmoid variant of Balanced Softmax, as in the official BALMS instance-segmentation code.
 
@@ -128,8 +140,9 @@ def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12):
         logits: (N, K). gt_classes: (N,) labels in [0, K].
         image_freq: (K,) ``p_j = image_count_j / number of training images``, clamped to
             ``[eps, 1 - eps]`` so the log-odds stay finite.
+        reduction: ``"mean"`` (sum / N) or ``"none"`` ((N,) per-ROI sums over classes).
     """
-    if logits.numel() == 0:
+    if logits.numel() == 0 and reduction == "mean":
         return logits.sum() * 0.0
     n, k = logits.shape
     p = image_freq.to(device=logits.device, dtype=torch.float64).clamp(eps, 1 - eps)
@@ -138,7 +151,7 @@ def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12):
     adjusted = torch.where(fg, logits - log_odds, logits)
     target = _sigmoid_targets(logits, gt_classes)
     loss = F.binary_cross_entropy_with_logits(adjusted, target, reduction="none")
-    return loss.sum() / n
+    return _reduce_per_roi(loss, reduction)
 
 
 def sigmoid_prior_bias(prior_prob):

@@ -10,12 +10,16 @@
 * ``"balanced_sigmoid"``: the sigmoid variant of Balanced Softmax of the official BALMS code.
 
 ``posthoc_tau`` > 0 applies post-hoc logit adjustment at inference to the softmax losses.
+With a ``meta_reweighter`` (:class:`~balms_det.modeling.meta_reweighter.MetaReweighter`, built when
+``MODEL.BALMS.META_REWEIGHTER.ENABLED``) the training loss is ``sum_i c_i l_i / N`` with learned
+per-ROI weights ``c``: BALMS. The layer keeps its input box features of the training step for it.
 The class counts live in the ``class_counts`` buffer (saved in checkpoints when a loss uses them).
 With ``background="running"`` the ``roi_label_counts`` buffer accumulates the labels of the sampled
 ROIs of every training batch (the current one included, before its loss is computed); each DDP
 worker counts its own ROIs (the same distribution, so no synchronisation is done).
 """
 import logging
+from typing import Optional
 
 import torch
 from detectron2.config import configurable
@@ -25,6 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from . import losses as L
+from .meta_reweighter import MetaReweighter
 from .priors import class_prior_from_config
 
 __all__ = ["BalancedSoftmaxOutputLayers", "CLS_LOSSES", "prior_from_config"]
@@ -50,6 +55,27 @@ def prior_from_config(cfg):
     return class_prior_from_config(cfg, need_num_images=b.CLS_LOSS == "balanced_sigmoid")
 
 
+def meta_reweighter_from_config(cfg, input_shape):
+    """The :class:`MetaReweighter` of ``MODEL.BALMS.META_REWEIGHTER``, or None when not enabled."""
+    m = cfg.MODEL.BALMS.META_REWEIGHTER
+    if not m.ENABLED:
+        return None
+    if not cfg.MODEL.BALMS.DECOUPLED.ENABLED:
+        raise ValueError(
+            "MODEL.BALMS.META_REWEIGHTER.ENABLED needs MODEL.BALMS.DECOUPLED.ENABLED: the meta step "
+            "reuses the box features of the training step, which is exact only while everything "
+            "but the box classifier is frozen (decoupled stage 2, as in BALMS)."
+        )
+    if isinstance(input_shape, int):
+        input_shape = ShapeSpec(channels=input_shape)
+    feature_dim = input_shape.channels * (input_shape.width or 1) * (input_shape.height or 1)
+    return MetaReweighter(
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES, feature_dim, lr=m.LR, source=m.META_SOURCE,
+        bank_per_class=m.BANK_PER_CLASS, bank_background=m.BANK_BACKGROUND, meta_rois=m.META_ROIS,
+        on_nonfinite=m.ON_NONFINITE,
+    )
+
+
 class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
     """
     A :class:`FastRCNNOutputLayers` whose classification loss is one of :data:`CLS_LOSSES`.
@@ -70,6 +96,7 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         center_prior: bool = True,
         sigmoid_prior_prob: float = 0.001,
         roi_count_smoothing: float = 1.0,
+        meta_reweighter: Optional[MetaReweighter] = None,
         **kwargs,
     ):
         """
@@ -84,6 +111,7 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
             center_prior: shift foreground logits by ``log(K pi_j)`` instead of ``log n_j``.
             sigmoid_prior_prob: initial probability p0 of the sigmoid classifiers (bias init).
             roi_count_smoothing: pseudo-count added to every running ROI label count.
+            meta_reweighter: learned per-class loss weights (BALMS), or None.
         """
         if kwargs.get("use_fed_loss") or kwargs.get("use_sigmoid_ce"):
             raise ValueError("Use MODEL.BALMS.CLS_LOSS instead of the stock fed/sigmoid CE keys")
@@ -102,6 +130,8 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         self.is_sigmoid = cls_loss in ("sigmoid", "balanced_sigmoid")
         if self.is_sigmoid and self.posthoc_tau != 0:
             raise ValueError("POSTHOC_TAU applies to the softmax losses only")
+        self.meta_reweighter = meta_reweighter
+        self._box_features = None  # this training step's input, for the meta reweighter
 
         if self.is_sigmoid:  # K logits, no background logit
             self.cls_score = nn.Linear(self.cls_score.in_features, self.num_classes)
@@ -163,6 +193,7 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
                 prior = prior_from_config(cfg)
             ret["class_counts"] = prior.counts
             ret["num_images"] = prior.num_images
+        ret["meta_reweighter"] = meta_reweighter_from_config(cfg, input_shape)
         return ret
 
     def reset_classifier(self):
@@ -186,14 +217,54 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         return self.class_counts / self.num_train_images
 
     # ---------------------------------------------------------------- training
-    def classification_loss(self, scores, gt_classes):
+    def per_roi_classification_loss(self, scores, gt_classes):
+        """(N,) classification loss of each ROI (the training loss is their sum / N)."""
         if self.cls_loss == "softmax":
-            return cross_entropy(scores, gt_classes, reduction="mean")
+            return F.cross_entropy(scores, gt_classes, reduction="none")
         if self.cls_loss == "balanced_softmax":
-            return L.balanced_softmax_loss(scores, gt_classes, self.logit_shift(), self.tau)
+            return L.balanced_softmax_loss(scores, gt_classes, self.logit_shift(), self.tau, reduction="none")
         if self.cls_loss == "sigmoid":
+            return L.sigmoid_ce_loss(scores, gt_classes, reduction="none")
+        return L.balanced_sigmoid_loss(scores, gt_classes, self.image_freq(), reduction="none")
+
+    def classification_loss(self, scores, gt_classes, roi_weights=None):
+        """``sum_i c_i l_i / N`` with per-ROI weights ``c`` (``roi_weights``; None = 1)."""
+        if gt_classes.numel() == 0:
+            return scores.sum() * 0.0
+        per_roi = self.per_roi_classification_loss(scores, gt_classes)
+        if roi_weights is not None:
+            per_roi = per_roi * roi_weights.to(per_roi.dtype)
+        return per_roi.sum() / max(per_roi.shape[0], 1)
+
+    def plain_classification_loss(self, scores, gt_classes):
+        """The meta loss: no prior adjustment, no weights (sigmoid BCE or K+1 cross-entropy)."""
+        if self.is_sigmoid:
             return L.sigmoid_ce_loss(scores, gt_classes)
-        return L.balanced_sigmoid_loss(scores, gt_classes, self.image_freq())
+        return cross_entropy(scores, gt_classes, reduction="mean")
+
+    def forward(self, x):
+        if self.meta_reweighter is not None and self.training:
+            self._box_features = x.flatten(1).detach()
+        return super().forward(x)
+
+    def _capturing_meta_batch(self, gt_classes):
+        """While the meta reweighter's hook runs meta images, keep their ROIs' features and labels."""
+        if self.meta_reweighter is None or not (self.training and self.meta_reweighter.capturing):
+            return False
+        features, self._box_features = self._box_features, None
+        self.meta_reweighter.capture(features, gt_classes)
+        return True
+
+    def _meta_roi_weights(self, gt_classes):
+        """The meta step on this training step's box features; the ROI weights of the updated theta
+        (None without a meta reweighter)."""
+        if self.meta_reweighter is None:
+            return None
+        features, self._box_features = self._box_features, None
+        return self.meta_reweighter.step(
+            self.cls_score, features, gt_classes, self.per_roi_classification_loss,
+            self.plain_classification_loss,
+        )
 
     @torch.no_grad()
     def _update_roi_label_counts(self, gt_classes):
@@ -207,6 +278,9 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         gt_classes = (
             cat([p.gt_classes for p in proposals], dim=0) if len(proposals) else torch.empty(0)
         )
+        if self._capturing_meta_batch(gt_classes):
+            zero = scores.sum() * 0.0  # a meta batch of the "images" source: features kept, no loss
+            return {"loss_cls": zero, "loss_box_reg": zero}
         stats_scores = L.sigmoid_probs_with_background(scores) if self.is_sigmoid else scores
         _log_classification_stats(stats_scores, gt_classes)
 
@@ -220,10 +294,12 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         else:
             proposal_boxes = gt_boxes = torch.empty((0, 4), device=proposal_deltas.device)
 
+        roi_weights = None
         if self.training:
             self._update_roi_label_counts(gt_classes)
+            roi_weights = self._meta_roi_weights(gt_classes)
         losses = {
-            "loss_cls": self.classification_loss(scores, gt_classes),
+            "loss_cls": self.classification_loss(scores, gt_classes, roi_weights),
             "loss_box_reg": self.box_reg_loss(proposal_boxes, gt_boxes, proposal_deltas, gt_classes),
         }
         return {k: v * self.loss_weight.get(k, 1.0) for k, v in losses.items()}

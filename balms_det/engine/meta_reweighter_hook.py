@@ -1,0 +1,157 @@
+"""``MetaReweighterHook``: drives the Meta Reweighter of BALMS from a detectron2 trainer.
+
+The math and the state (theta, its Adam moments, the ROI feature bank) live in the box predictors'
+:class:`~balms_det.modeling.meta_reweighter.MetaReweighter` modules, so they are saved in every
+checkpoint with the model and come back on ``--resume``. This hook only does what needs the trainer:
+
+* ``before_train``: finds the predictors with a meta reweighter, checks that only box predictors are
+  trainable (the meta step reuses the training step's box features) and that the optimizer is SGD;
+  with ``META_SOURCE: images``, builds the class-balanced meta loader
+  (:func:`~balms_det.data.samplers.build_meta_train_loader`).
+* ``before_step``: hands each reweighter the main optimizer's current SGD rule (LR, momentum buffer,
+  weight decay) for the virtual step and whether a meta step is due (every ``PERIOD`` iterations);
+  with ``images``, first runs the next meta images through the frozen detector (no gradient) so each
+  predictor keeps their ROIs' box features and labels as its meta batch.
+* ``after_step``: EventStorage scalars every ``LOG_PERIOD`` (TensorBoard, ``metrics.json``).
+* ``after_train``: ``OUTPUT_DIR/meta_weights.{json,csv,png}`` (main process).
+
+Use it in a ``DefaultTrainer`` subclass::
+
+    def build_hooks(self):
+        hooks = super().build_hooks()
+        if self.cfg.MODEL.BALMS.META_REWEIGHTER.ENABLED:
+            hooks.insert(1, MetaReweighterHook(self.cfg))  # after IterationTimer, before the writers
+        return hooks
+"""
+import contextlib
+import logging
+
+import torch
+from detectron2.engine import HookBase
+from detectron2.utils import comm
+
+from ..modeling.meta_reweighter import sgd_rules
+from ..modeling.output_layers import BalancedSoftmaxOutputLayers
+from .meta_weights import class_table, weight_summary, write_meta_weights
+
+__all__ = ["MetaReweighterHook", "meta_reweighted_predictors", "capture_meta_batches"]
+
+logger = logging.getLogger(__name__)
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def meta_reweighted_predictors(model):
+    """``[(name, predictor)]``: the box predictors of ``model`` that have a meta reweighter."""
+    return [
+        (name, m)
+        for name, m in _unwrap(model).named_modules()
+        if isinstance(m, BalancedSoftmaxOutputLayers) and m.meta_reweighter is not None
+    ]
+
+
+def check_only_predictors_trainable(model, predictors):
+    """The meta step treats the box features as constants: nothing upstream of the box predictors
+    may be trainable. Raises ``ValueError`` naming the offending parameters."""
+    prefixes = tuple(name + "." for name, _ in predictors)
+    bad = [n for n, p in _unwrap(model).named_parameters() if p.requires_grad and not n.startswith(prefixes)]
+    if bad:
+        raise ValueError(
+            f"The meta reweighter reuses the training step's box features, so only the box predictor may be "
+            f"trainable (MODEL.BALMS.DECOUPLED.TRAINABLE); these parameters are trainable too: {bad[:8]}"
+        )
+
+
+@contextlib.contextmanager
+def capture_meta_batches(predictors):
+    """Within this context a training-mode forward makes each predictor keep its ROIs' box features and
+    labels as its reweighter's meta batch (and compute no classification loss)."""
+    for _, p in predictors:
+        p.meta_reweighter.capturing = True
+    try:
+        yield
+    finally:
+        for _, p in predictors:
+            p.meta_reweighter.capturing = False
+
+
+class MetaReweighterHook(HookBase):
+    def __init__(self, cfg, meta_loader=None):
+        """
+        Args:
+            cfg: the training config (``MODEL.BALMS.META_REWEIGHTER``, ``OUTPUT_DIR``, datasets).
+            meta_loader: iterable of meta image batches for ``META_SOURCE: images``; default
+                :func:`~balms_det.data.samplers.build_meta_train_loader`.
+        """
+        m = cfg.MODEL.BALMS.META_REWEIGHTER
+        if not m.ENABLED:
+            raise ValueError("MetaReweighterHook needs MODEL.BALMS.META_REWEIGHTER.ENABLED")
+        if not cfg.MODEL.BALMS.DECOUPLED.ENABLED:
+            raise ValueError("MODEL.BALMS.META_REWEIGHTER.ENABLED needs MODEL.BALMS.DECOUPLED.ENABLED")
+        if m.PERIOD < 1 or m.LOG_PERIOD < 1:
+            raise ValueError("MODEL.BALMS.META_REWEIGHTER.PERIOD and LOG_PERIOD must be >= 1")
+        self.cfg = cfg
+        self.period = m.PERIOD
+        self.log_period = m.LOG_PERIOD
+        self.source = m.META_SOURCE
+        self._meta_loader = meta_loader
+        self._meta_iter = None
+        self._classes = None
+
+    def before_train(self):
+        model = self.trainer.model
+        self.predictors = meta_reweighted_predictors(model)
+        if not self.predictors:
+            raise ValueError(
+                "MODEL.BALMS.META_REWEIGHTER.ENABLED, but the model has no BalancedSoftmaxOutputLayers "
+                "with a meta reweighter (MODEL.ROI_HEADS.NAME: BalancedSoftmaxROIHeads or "
+                "BalancedSoftmaxCascadeROIHeads)"
+            )
+        check_only_predictors_trainable(model, self.predictors)
+        self._rules()  # fails early on a non-SGD optimizer
+        if self.source == "images":
+            if self._meta_loader is None:
+                from ..data.samplers import build_meta_train_loader
+
+                self._meta_loader = build_meta_train_loader(self.cfg)
+            self._meta_iter = iter(self._meta_loader)
+        self._classes = class_table(self.cfg, self.predictors[0][1])
+
+    def _rules(self):
+        opt = self.trainer.optimizer
+        return [sgd_rules(opt, dict(p.cls_score.named_parameters())) for _, p in self.predictors]
+
+    def before_step(self):
+        it = self.trainer.iter
+        due = it % self.period == 0
+        if due and self.source == "images":
+            data = next(self._meta_iter)
+            model = _unwrap(self.trainer.model)
+            with capture_meta_batches(self.predictors), torch.no_grad():
+                model(data)
+        for (_, p), rules in zip(self.predictors, self._rules()):
+            p.meta_reweighter.prepare(it, rules, due)
+
+    def after_step(self):
+        it = self.trainer.iter
+        if (it + 1) % self.log_period and it + 1 != self.trainer.max_iter:
+            return
+        storage = self.trainer.storage
+        for k, (_, p) in enumerate(self.predictors):
+            prefix = "meta/" if len(self.predictors) == 1 else f"meta/stage{k}/"
+            r = p.meta_reweighter
+            scalars = weight_summary(r.class_weights(), self._classes["frequency"])
+            scalars["loss"] = r.last_meta_loss.item()
+            for name, value in scalars.items():
+                storage.put_scalar(prefix + name, value, smoothing_hint=False)
+
+    def after_train(self):
+        if not comm.is_main_process() or not getattr(self, "predictors", None):
+            return
+        paths = write_meta_weights(
+            self.cfg.OUTPUT_DIR, self._classes, [p.meta_reweighter for _, p in self.predictors],
+            iteration=self.trainer.iter,
+        )
+        logger.info(f"Meta reweighter: per-class weights written to {paths}")

@@ -1,0 +1,122 @@
+"""The Meta Reweighter's learned class weights as a reader sees them: per-class table, scalars by LVIS
+frequency group, and ``meta_weights.{json,csv,png}`` (weight against training images, log x, r/c/f
+bands, like ``per_class_ap.png``)."""
+import csv
+import json
+import math
+import os
+
+from detectron2.data import MetadataCatalog
+
+from ..evaluation.per_class import FREQUENCY_GROUPS, GROUP_COLORS, GROUP_EDGES
+from ..modeling.priors import class_prior_from_config
+
+__all__ = ["class_table", "frequency_group", "weight_summary", "write_meta_weights"]
+
+COLUMNS = ("stage", "contiguous_id", "category_id", "name", "frequency", "train_image_count", "theta", "weight")
+
+
+def frequency_group(image_count):
+    """LVIS's group of a class with ``image_count`` training images: 'r' (<= 10), 'c' (<= 100), 'f'."""
+    return "r" if image_count < GROUP_EDGES[0] else ("c" if image_count < GROUP_EDGES[1] else "f")
+
+
+def _training_image_counts(cfg, predictor):
+    if cfg.MODEL.BALMS.PRIOR.COUNT == "image_count" and "class_counts" in predictor.state_dict(keep_vars=True):
+        return predictor.class_counts  # the predictor's own prior: no second read of the dataset
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"
+    return class_prior_from_config(cfg).counts
+
+
+def class_table(cfg, predictor):
+    """``{"name", "category_id", "train_image_count", "frequency"}``, lists in contiguous-id order, for
+    the classes of ``cfg.DATASETS.TRAIN[0]`` (ids and names from its metadata where it has them)."""
+    k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]) if cfg.DATASETS.TRAIN else None
+    names = list(meta.get("thing_classes", [])) if meta is not None else []
+    id_map = dict(meta.get("thing_dataset_id_to_contiguous_id", {})) if meta is not None else {}
+    to_dataset = {c: d for d, c in id_map.items()}
+    counts = [float(c) for c in _training_image_counts(cfg, predictor).tolist()]
+    return {
+        "name": [names[i] if i < len(names) else str(i) for i in range(k)],
+        "category_id": [to_dataset.get(i, i) for i in range(k)],
+        "train_image_count": counts,
+        "frequency": [frequency_group(c) for c in counts],
+    }
+
+
+def weight_summary(weights, frequency):
+    """Scalars of a (K,) weight vector: ``w_mean_{r,c,f}`` (groups with classes only), ``w_min``, ``w_max``."""
+    w = weights.detach().float().cpu()
+    out = {}
+    for code, _ in FREQUENCY_GROUPS:
+        idx = [i for i, f in enumerate(frequency) if f == code]
+        if idx:
+            out[f"w_mean_{code}"] = w[idx].mean().item()
+    out["w_min"], out["w_max"] = w.min().item(), w.max().item()
+    return out
+
+
+def _rows(classes, reweighters):
+    rows = []
+    for stage, r in enumerate(reweighters):
+        theta, w = r.theta.detach().cpu().tolist(), r.class_weights().detach().cpu().tolist()
+        for i in range(len(theta)):
+            rows.append({
+                "stage": stage, "contiguous_id": i, "category_id": classes["category_id"][i],
+                "name": classes["name"][i], "frequency": classes["frequency"][i],
+                "train_image_count": classes["train_image_count"][i], "theta": theta[i], "weight": w[i],
+            })
+    return rows
+
+
+def _plot(rows, path, num_stages):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot
+
+    fig = Figure(figsize=(6.5 * num_stages, 4.5), dpi=110)
+    FigureCanvasAgg(fig)
+    x_hi = max(max(max(r["train_image_count"], 1) for r in rows) * 1.5, 1000)
+    bands = {"r": (0.8, GROUP_EDGES[0]), "c": GROUP_EDGES, "f": (GROUP_EDGES[1], x_hi)}
+    for stage in range(num_stages):
+        ax = fig.add_subplot(1, num_stages, stage + 1)
+        for code, label in FREQUENCY_GROUPS:
+            lo, hi = bands[code]
+            ax.axvspan(lo, hi, color=GROUP_COLORS[code], alpha=0.08, lw=0)
+            group = [r for r in rows if r["stage"] == stage and r["frequency"] == code]
+            if group:
+                ax.scatter([max(r["train_image_count"], 1) for r in group], [r["weight"] for r in group], s=14,
+                           color=GROUP_COLORS[code], alpha=0.8, label=f"{label} (n={len(group)})")
+                mean = sum(r["weight"] for r in group) / len(group)
+                ax.hlines(mean, lo, hi, colors=GROUP_COLORS[code], linestyles="--", lw=1.5)
+                ax.text(math.sqrt(lo * hi), mean, f"mean w={mean:.3f}", ha="center", va="bottom", fontsize=8,
+                        color=GROUP_COLORS[code])
+        ax.axhline(0.5, color="gray", lw=0.8, ls=":")  # the initial weight, sigmoid(0)
+        ax.set_xscale("log")
+        ax.set_xlim(0.8, x_hi)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("training images of the class (log)")
+        ax.set_ylabel("learned class weight w = sigmoid(theta)")
+        ax.set_title("Meta Reweighter weights" + (f", stage {stage}" if num_stages > 1 else ""))
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def write_meta_weights(output_dir, classes, reweighters, iteration=None):
+    """Write ``meta_weights.json`` / ``.csv`` / ``.png`` (one block / panel per reweighter, i.e. per
+    cascade stage) to ``output_dir``; returns the paths."""
+    os.makedirs(output_dir, exist_ok=True)
+    rows = _rows(classes, reweighters)
+    paths = [os.path.join(output_dir, f"meta_weights.{ext}") for ext in ("json", "csv", "png")]
+    with open(paths[0], "w") as f:
+        json.dump({"iteration": iteration, "weight": "sigmoid(theta)", "classes": rows}, f, indent=1)
+    with open(paths[1], "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    _plot(rows, paths[2], len(reweighters))
+    return paths

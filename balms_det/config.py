@@ -11,6 +11,7 @@ def add_balms_config(cfg):
     if "BALMS" in cfg.MODEL:
         return cfg
     _add_classifier_config(cfg)
+    _add_peers_config(cfg)
     _add_decoupled_config(cfg)
     _add_meta_reweighter_config(cfg)
     _add_evaluation_config(cfg)
@@ -22,7 +23,8 @@ def _add_classifier_config(cfg):
     # MODEL.ROI_HEADS.NAME is BalancedSoftmaxROIHeads or BalancedSoftmaxCascadeROIHeads.
     cfg.MODEL.BALMS = CN()
     # Classification loss: "softmax" (stock CE, K+1 logits), "balanced_softmax" (CE on z + TAU*shift),
-    # "sigmoid" (K sigmoid logits, no background logit), "balanced_sigmoid" (official BALMS variant).
+    # "sigmoid" (K sigmoid logits, no background logit), "balanced_sigmoid" (official BALMS variant),
+    # or a peer: "seesaw", "eqlv2", "ecm", "federated" (keys in _add_peers_config).
     cfg.MODEL.BALMS.CLS_LOSS = "balanced_softmax"
     # Balanced Softmax temperature: 1.0 = BALMS Eq. 4, 0.25 = Eq. 10, 0.0 = plain CE (unitless).
     cfg.MODEL.BALMS.TAU = 1.0
@@ -51,6 +53,40 @@ def _add_classifier_config(cfg):
     cfg.MODEL.BALMS.PRIOR.NUM_IMAGES = 0
     # Count used for classes with zero training samples (so that log n_j is finite); logged.
     cfg.MODEL.BALMS.PRIOR.MIN_COUNT = 1.0
+
+
+def _add_peers_config(cfg):
+    # The peer losses of MODEL.BALMS.CLS_LOSS (balms_det/modeling/peer_losses.py) and the classifier.
+    # "linear" (nn.Linear) or "normed" (cosine classifier T * <x/|x|, w/|w|> + b, the Seesaw/ECM recipes).
+    cfg.MODEL.BALMS.CLASSIFIER = "linear"
+    # Temperature T of the "normed" classifier (unitless; the Seesaw / ECM LVIS recipes use 20).
+    cfg.MODEL.BALMS.NORMED_TEMPERATURE = 20.0
+    # Seesaw Loss (Wang et al., CVPR 2021); K + 2 logits (classes + objectness pair).
+    cfg.MODEL.BALMS.SEESAW = CN()
+    # Mitigation exponent p: (N_j / N_i)^p for classes j rarer than the label i (0 = off).
+    cfg.MODEL.BALMS.SEESAW.P = 0.8
+    # Compensation exponent q: (sigma_j / sigma_i)^q for classes j scored above the label i (0 = off).
+    cfg.MODEL.BALMS.SEESAW.Q = 2.0
+    # Floor of the label's probability sigma_i in the compensation factor (the code's eps).
+    cfg.MODEL.BALMS.SEESAW.EPS = 0.01
+    # EQLv2 (Tan et al., CVPR 2021); K + 1 sigmoid logits, the last one background.
+    cfg.MODEL.BALMS.EQLV2 = CN()
+    # Slope gamma of the mapping f(g) = 1 / (1 + exp(-gamma (g - mu))) of the pos/neg gradient ratio g.
+    cfg.MODEL.BALMS.EQLV2.GAMMA = 12.0
+    # Centre mu of that mapping (gradient ratio at which the negative weight is 0.5).
+    cfg.MODEL.BALMS.EQLV2.MU = 0.8
+    # Positive weight gain alpha: q_j = 1 + alpha (1 - f(g_j)).
+    cfg.MODEL.BALMS.EQLV2.ALPHA = 4.0
+    # ECM Loss (Cho & Kraehenbuehl, ECCV 2022); K + 1 sigmoid logits, margins from MODEL.BALMS.PRIOR.
+    cfg.MODEL.BALMS.ECM = CN()
+    # Background count as a multiple of the summed class counts (the authors' 6.3313, from Mask R-CNN).
+    cfg.MODEL.BALMS.ECM.FG_BG_RATIO = 6.3313
+    # Federated sigmoid loss (Zhou et al., 2021; detectron2's USE_FED_LOSS through this head); K logits.
+    cfg.MODEL.BALMS.FEDERATED = CN()
+    # Classes per step: the batch's ground-truth classes plus negatives sampled up to this number.
+    cfg.MODEL.BALMS.FEDERATED.NUM_CLASSES = 50
+    # Sampling weight of a class: its image count (MODEL.BALMS.PRIOR) to this power.
+    cfg.MODEL.BALMS.FEDERATED.FREQ_WEIGHT_POWER = 0.5
 
 
 def _add_decoupled_config(cfg):

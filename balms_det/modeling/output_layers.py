@@ -391,12 +391,14 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         the federated loss samples its classes (detectron2's ``get_fed_loss_classes``, per rank)."""
         if self.cls_loss == "seesaw":
             self.seesaw_cum_counts += _all_reduce_sum(P.seesaw_count_increment(gt_classes, self.num_classes))
-        elif self.cls_loss == "federated":
+        elif self.cls_loss == "federated" and self.federated_num_classes <= self.num_classes:
             fed_classes = self.get_fed_loss_classes(
-                gt_classes, num_fed_loss_classes=min(self.federated_num_classes, self.num_classes),
+                gt_classes, num_fed_loss_classes=self.federated_num_classes,
                 num_classes=self.num_classes, weight=self.federated_class_weights(),
             )
             self._federated_mask = P.federated_class_mask(fed_classes, self.num_classes)
+        # (federated with fewer classes than FEDERATED.NUM_CLASSES, where detectron2's sampler
+        # fails: no mask, every class is in the loss)
 
     @torch.no_grad()
     def _state_after_loss(self, scores, gt_classes):

@@ -202,7 +202,9 @@ def eqlv2_gradient_increment(logits, gt_classes, pos_w, neg_w):
     """
     z = _compute_dtype(logits).detach()
     target = _one_hot(gt_classes, z.shape[1], z.dtype)
-    weighted = (z.sigmoid() - target).abs() * _eqlv2_elementwise_weights(target, pos_w, neg_w)
+    # |sigmoid(z) - t| is sigmoid(-z) for a positive, sigmoid(z) for a negative (no cancellation)
+    magnitude = torch.where(target > 0, (-z).sigmoid(), z.sigmoid())
+    weighted = magnitude * _eqlv2_elementwise_weights(target, pos_w, neg_w)
     pos = (weighted * target).sum(dim=0)[:-1]
     neg = (weighted * (1 - target)).sum(dim=0)[:-1]
     return pos.to(torch.float64), neg.to(torch.float64)
@@ -273,7 +275,8 @@ def federated_loss(logits, gt_classes, class_mask, reduction="mean"):
     The federated loss (Zhou et al., 2021), as detectron2's ``sigmoid_cross_entropy_loss`` with
     ``use_fed_loss``: binary cross-entropy on the K sigmoid logits (one-hot targets, all zero for
     background ROIs) over the classes of ``class_mask`` only (the batch's ground-truth classes plus
-    negatives sampled by frequency, detectron2's ``get_fed_loss_classes``), summed over classes / N.
+    negatives sampled by frequency, detectron2's ``get_fed_loss_classes``, which counts a background
+    label in the batch among its ``NUM_CLASSES``), summed over classes / N.
 
     detectron2 has K + 1 logits and ignores the last one; we build K (the same loss and scores).
     """

@@ -68,7 +68,8 @@ def train_step(model, inputs):
 
 
 @pytest.mark.parametrize("head", ["BalancedSoftmaxROIHeads", "BalancedSoftmaxCascadeROIHeads"])
-@pytest.mark.parametrize("cls_loss", ["softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid"])
+@pytest.mark.parametrize("cls_loss", ["softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid",
+                                      "seesaw", "eqlv2", "ecm", "federated"])
 def test_heads_train_and_infer(head, cls_loss):
     torch.manual_seed(0)
     model = build_model(tiny_cfg(head, cls_loss))

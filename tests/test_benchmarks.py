@@ -11,3 +11,12 @@ def test_bench_lvis_eval_runs_and_reports_parity(lvis_json, tmp_path):
     assert set(rows) == {"bbox", "segm"}, out
     assert all(float(delta) <= 1e-6 for delta in rows.values()), out  # the fast path equals lvis-api
     assert re.search(r"^target \(>= 20x.*bbox .*segm ", out, re.M), out
+
+
+def test_bench_head_speed_runs_every_loss_interleaved(datasets_dir):
+    out = run_tool(["benchmarks/bench_head_speed.py", "--iters", "1", "--warmup", "0", "--size", "96",
+                    "--cls-losses", "balanced_softmax", "seesaw:normed", "eqlv2", "--",
+                    "MODEL.ROI_HEADS.NUM_CLASSES", "60"], datasets_dir).stdout
+    for name in ("balanced_softmax", "seesaw:normed", "eqlv2"):
+        assert re.search(rf"^{re.escape(name)}\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$", out, re.M), out
+    assert "classes: 60" in out and re.search(r"^target <= 1.05x: (met|NOT met)", out, re.M), out

@@ -83,9 +83,8 @@ def seesaw_log_factors(class_logits, labels, cum_counts, p=0.8, q=2.0, eps=1e-2)
     n, k = z.shape
     log_s = z.new_zeros(n, k)
     if p > 0:
-        log_n = cum_counts.to(device=z.device, dtype=torch.float64).clamp(min=1).log()
-        log_m = (log_n[None, :] - log_n[labels][:, None]).clamp(max=0) * p
-        log_s = log_s + log_m.to(z.dtype)
+        log_n = cum_counts.to(device=z.device, dtype=torch.float64).clamp(min=1).log().to(z.dtype)
+        log_s = log_s + (log_n[None, :] - log_n[labels][:, None]).clamp(max=0) * p
     if q > 0:
         log_sigma = F.log_softmax(z, dim=1)
         log_self = log_sigma.gather(1, labels[:, None]).clamp(min=math.log(eps))

@@ -22,7 +22,7 @@ from balms_det import BalancedSoftmaxOutputLayers
 from balms_det.modeling import peer_losses as P
 from balms_det.modeling.classifiers import NormedLinear
 from test_heads import tiny_cfg, tiny_inputs, train_step
-from test_peer_losses import _seesaw_reference
+from test_peer_losses import _seesaw_reference, proposals
 
 torch.set_num_threads(1)
 K = 5
@@ -39,24 +39,13 @@ def _layer(cls_loss, k=K, **kw):
     )
 
 
-def _proposals(n, k, seed):
-    g = torch.Generator().manual_seed(seed)
-    p = Instances((64, 64))
-    xy = torch.rand(n, 2, generator=g) * 30
-    p.proposal_boxes = Boxes(torch.cat([xy, xy + 10], 1))
-    p.gt_boxes = Boxes(torch.cat([xy, xy + 12], 1))
-    p.gt_classes = torch.randint(0, k + 1, (n,), generator=g)
-    p.gt_classes[torch.rand(n, generator=g) < 0.5] = k
-    return [p]
-
-
 def _steps(layer, n_steps, k=K, seed=0, n=40):
     """``n_steps`` training steps of the layer's losses (backward included); returns per step the
     (features, labels, loss_cls)."""
     out = []
     for s in range(n_steps):
         x = torch.randn(n, 16, generator=torch.Generator().manual_seed(100 * seed + s))
-        props = _proposals(n, k, 100 * seed + s)
+        props = proposals(n, k, 100 * seed + s)
         with EventStorage():
             loss = layer.losses(layer(x), props)["loss_cls"]
         loss.backward()
@@ -108,7 +97,7 @@ def test_per_roi_loss_has_no_side_effect(cls_loss):
     _steps(layer, 2, k=60)
     state = {k: v.clone() for k, v in layer.state_dict().items()}
     z = layer(torch.randn(30, 16))[0].detach()
-    gt = _proposals(30, 60, 7)[0].gt_classes
+    gt = proposals(30, 60, 7)[0].gt_classes
     rng = torch.get_rng_state()
     a = layer.per_roi_classification_loss(z, gt)
     b = layer.per_roi_classification_loss(z, gt)
@@ -161,7 +150,7 @@ def test_two_gloo_processes_end_with_identical_buffers():
         r0 = torch.load(os.path.join(d, "seesaw_0.pt"))
         r1 = torch.load(os.path.join(d, "seesaw_1.pt"))
         assert torch.equal(r0["seesaw_cum_counts"], r1["seesaw_cum_counts"])
-        expect = sum(torch.bincount(_proposals(40, K, 100 * seed + s)[0].gt_classes, minlength=K + 1)[:K]
+        expect = sum(torch.bincount(proposals(40, K, 100 * seed + s)[0].gt_classes, minlength=K + 1)[:K]
                      for seed in (1, 2) for s in range(3))
         assert torch.equal(r0["seesaw_cum_counts"], expect.double())  # the global counts
         e0 = torch.load(os.path.join(d, "eqlv2_0.pt"))
@@ -200,7 +189,7 @@ def test_inference_rule_of_each_peer(cls_loss):
 def test_peer_losses_survive_autocast(cls_loss):
     layer = _layer(cls_loss, k=60)
     z = (torch.randn(40, layer.cls_score.out_features) * 4).bfloat16()
-    gt = _proposals(40, 60, 3)[0].gt_classes
+    gt = proposals(40, 60, 3)[0].gt_classes
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = layer.per_roi_classification_loss(z, gt)
     assert low.dtype == torch.float32 and torch.isfinite(low).all()

@@ -241,14 +241,16 @@ def test_federated_loss_and_gradient_match_definition(n, k):
     _check(loss, grad, ref_loss, (s - t) * mask.double() / n)
 
 
-def _fed_proposals(n, k, seed):
+def proposals(n, k, seed, num_present=None):
+    """One image's ``n`` proposals with ground truth; labels among the first ``num_present`` classes
+    (default all, background included), about half of them background."""
     g = torch.Generator().manual_seed(seed)
     p = Instances((64, 64))
     xy = torch.rand(n, 2, generator=g) * 30
     p.proposal_boxes = Boxes(torch.cat([xy, xy + 10], 1))
     p.gt_boxes = Boxes(torch.cat([xy, xy + 12], 1))
-    p.gt_classes = torch.randint(0, 8, (n,), generator=g)  # 8 of K classes present
-    p.gt_classes[::2] = k
+    p.gt_classes = torch.randint(0, num_present or k + 1, (n,), generator=g)
+    p.gt_classes[torch.rand(n, generator=g) < 0.5] = k
     return [p]
 
 
@@ -267,7 +269,7 @@ def test_federated_equals_detectron2_stock_head():
         stock.bbox_pred.load_state_dict(ours.bbox_pred.state_dict())
     x = torch.randn(n, 16)
     for seed in range(3):
-        props = _fed_proposals(n, k, seed)
+        props = proposals(n, k, seed, num_present=8)
         with EventStorage():
             torch.manual_seed(seed)
             a = ours.losses(ours(x), props)

@@ -53,6 +53,9 @@ def test_configs_found():
                         "decoupled_balanced_softmax", "decoupled_balanced_sigmoid"):
             assert f"{d}/mask_rcnn_R_50_FPN_{variant}.yaml" in names
     assert "LTShapes/mask_rcnn_R18_FPN_balanced_softmax.yaml" in names
+    for peer in ("seesaw", "eqlv2", "ecm", "federated"):  # the peers of issue 11
+        assert f"LTShapes/mask_rcnn_R18_FPN_{peer}.yaml" in names
+        assert f"LVISv1-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_{peer}.yaml" in names
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.relpath(p, ROOT) for p in CONFIGS])

@@ -221,7 +221,9 @@ def ecm_margins(fg_counts, fg_bg_ratio=6.3313):
 
     Paper vs code: the code takes ``n`` from LVIS's image counts and an empirical background count
     (``fg_bg_ratio`` = 6.3313 "from Mask R-CNN"); we follow it (image counts from
-    ``MODEL.BALMS.PRIOR``, ``MODEL.BALMS.ECM.FG_BG_RATIO``).
+    ``MODEL.BALMS.PRIOR``, ``MODEL.BALMS.ECM.FG_BG_RATIO``). Only the paper's abstract could be read
+    here, so these formulas are the authors' code's (janghyuncho/ECM-Loss), checked in the tests in
+    their exponential form.
 
     Returns:
         (m_pos, m_neg, weight): (K + 1,) float64 each.
@@ -255,7 +257,9 @@ def ecm_loss(logits, gt_classes, m_pos, m_neg, weight, reduction="mean"):
 
 def objectness_sigmoid_probs(logits):
     """Inference of EQLv2 and ECM (their code's ``get_activation``): ``sigmoid(z_j) * (1 - sigmoid(z_bg))``
-    for the K classes, ``sigmoid(z_bg)`` last; (N, K + 1) -> (N, K + 1)."""
+    for the K classes, ``sigmoid(z_bg)`` last; (N, K + 1) -> (N, K + 1). For ECM this is not its
+    training probability ``sigmoid(2 z + m+ - m-)`` without margins (that would be ``sigmoid(2 z)``):
+    we follow its code."""
     s = _compute_dtype(logits).sigmoid()
     return torch.cat([s[:, :-1] * (1 - s[:, -1:]), s[:, -1:]], dim=1)
 

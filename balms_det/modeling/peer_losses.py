@@ -103,8 +103,8 @@ def seesaw_loss(logits, gt_classes, cum_counts, p=0.8, q=2.0, eps=1e-2, reductio
     ``sum_i l_i / N``, N = all sampled ROIs, is mmdetection's ``loss_cls_classes + loss_cls_objectness``
     (both averaged over all ROIs there too).
 
-    Paper vs code: the objectness branch and the normalised classifier are described in the paper's
-    "other improvements"; the code's two separate loss terms are summed here into one.
+    Paper vs code: the paper's equations are those of the class term; the code adds the objectness
+    term (2 extra logits) and returns the two terms apart, which we sum into one.
 
     Args:
         logits: (N, K + 2). gt_classes: (N,) in [0, K]. cum_counts: (K,) cumulative class counts

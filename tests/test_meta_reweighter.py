@@ -234,6 +234,9 @@ def test_step_without_the_hook_is_an_error():
     r = MetaReweighter(K, D)
     with pytest.raises(RuntimeError, match="MetaReweighterHook"):
         r.step(nn.Linear(D, K + 1), torch.zeros(3, D), torch.tensor([0, 1, K]), None, None)
+    with torch.no_grad():  # a forward that cannot be a training step (PreciseBN's): weights, no meta step
+        c = r.step(nn.Linear(D, K + 1), torch.zeros(3, D), torch.tensor([0, 1, K]), None, None)
+    assert torch.equal(c, torch.ones(3)) and r.adam_step.item() == 0 and r.bank.num_stored() == (0, 0)
 
 
 # ------------------------------------------------------------------ the ROI feature bank

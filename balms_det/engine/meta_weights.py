@@ -3,6 +3,7 @@ frequency group, and ``meta_weights.{json,csv,png}`` (weight against training im
 bands, like ``per_class_ap.png``)."""
 import csv
 import json
+import logging
 import math
 import os
 
@@ -13,6 +14,8 @@ from ..modeling.priors import class_prior_from_config
 
 __all__ = ["class_table", "frequency_group", "weight_summary", "write_meta_weights"]
 
+logger = logging.getLogger(__name__)
+
 COLUMNS = ("stage", "contiguous_id", "category_id", "name", "frequency", "train_image_count", "theta", "weight")
 
 
@@ -22,12 +25,19 @@ def frequency_group(image_count):
 
 
 def _training_image_counts(cfg, predictor):
+    """Training images per class: the predictor's own prior when it is one (no second read of the
+    dataset), else MODEL.BALMS.PRIOR's source, else counted from the registered training dicts."""
     if cfg.MODEL.BALMS.PRIOR.COUNT == "image_count" and "class_counts" in predictor.state_dict(keep_vars=True):
-        return predictor.class_counts  # the predictor's own prior: no second read of the dataset
+        return predictor.class_counts
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"
-    return class_prior_from_config(cfg).counts
+    try:
+        return class_prior_from_config(cfg).counts
+    except ValueError as e:
+        logger.warning(f"Meta weights report: {e}; counting training images from the dataset dicts")
+        cfg.MODEL.BALMS.PRIOR.SOURCE = "dataset"
+        return class_prior_from_config(cfg).counts
 
 
 def class_table(cfg, predictor):

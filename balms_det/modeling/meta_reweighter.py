@@ -202,6 +202,18 @@ def adam_step_(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), e
     return param
 
 
+def _mean_over_ranks_with_data(loss, dtheta, have):
+    """(loss, dtheta) averaged over the DDP ranks that had a meta batch (``have``), by one
+    all-reduce; every rank gets the same result. None when no rank had one."""
+    packed = torch.cat([dtheta * have, (loss * have).view(1), loss.new_full((1,), float(have))])
+    if comm.get_world_size() > 1:
+        dist.all_reduce(packed)
+    ranks = packed[-1].item()
+    if ranks == 0:
+        return None
+    return packed[-2] / ranks, packed[:-2] / ranks
+
+
 META_SOURCES = ("bank", "images")
 NONFINITE_ACTIONS = ("raise", "skip")
 
@@ -289,6 +301,8 @@ class MetaReweighter(nn.Module):
         for ``roi_loss_fn`` / ``meta_loss_fn``.
         """
         inputs, self._inputs = self._inputs, None
+        if inputs is None and not torch.is_grad_enabled():  # e.g. PreciseBN's forwards: no training step
+            return roi_loss_weights(self.theta, gt_classes, self.num_classes)
         if inputs is None:
             raise RuntimeError(
                 "MetaReweighter.step() without prepare(): training with MODEL.BALMS.META_REWEIGHTER "
@@ -319,29 +333,24 @@ class MetaReweighter(nn.Module):
 
     def _meta_step(self, inputs, classifier, features, gt_classes, roi_loss_fn, meta_loss_fn):
         meta_x, meta_y = self._meta_batch(gt_classes)
-        have = float(meta_y.numel() > 0)
         loss, dtheta = features.new_zeros(()), features.new_zeros(self.num_classes)
-        if have:
-            params = dict(classifier.named_parameters())
+        if meta_y.numel():
             loss, dtheta = meta_hypergradient(
-                self.theta.to(features.dtype), classifier, params, inputs.rules, features, gt_classes,
-                roi_loss_fn, meta_x.to(features.dtype), meta_y, meta_loss_fn,
+                self.theta.to(features.dtype), classifier, dict(classifier.named_parameters()), inputs.rules,
+                features, gt_classes, roi_loss_fn, meta_x.to(features.dtype), meta_y, meta_loss_fn,
             )
-        packed = torch.cat([dtheta.float() * have, (loss.float() * have).view(1), loss.new_full((1,), have).float()])
-        if comm.get_world_size() > 1:
-            dist.all_reduce(packed)
-        ranks = packed[-1].item()
-        if ranks == 0:
+        averaged = _mean_over_ranks_with_data(loss.float(), dtheta.float(), bool(meta_y.numel()))
+        if averaged is None:  # no rank had a meta batch (the bank's first iteration)
             return
-        dtheta, loss = packed[:-2] / ranks, packed[-2] / ranks
+        loss, dtheta = averaged
         if not (torch.isfinite(loss) and torch.isfinite(dtheta).all()):
             return self._nonfinite(inputs.iteration, "meta loss or hypergradient", loss, dtheta)
-        previous = [b.clone() for b in (self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step)]
-        adam_step_(self.theta, dtheta.to(self.theta), self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step, self.lr)
-        if not torch.isfinite(self.theta).all():
-            for buf, old in zip((self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step), previous):
-                buf.copy_(old)
+        state = [b.clone() for b in (self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step)]
+        adam_step_(state[0], dtheta.to(state[0]), *state[1:], lr=self.lr)
+        if not torch.isfinite(state[0]).all():
             return self._nonfinite(inputs.iteration, "theta after the Adam step", loss, dtheta)
+        for buf, new in zip((self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step), state):
+            buf.copy_(new)
         self.last_meta_loss.copy_(loss)
         self.last_hypergrad.copy_(dtheta)
 

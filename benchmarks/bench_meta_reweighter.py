@@ -8,7 +8,8 @@ Three models are built from the same config family with the same initial weights
 images as the training batch through the frozen detector every iteration). Each timed iteration is
 what the trainer does: the hook's ``before_step`` (meta images, SGD rule), forward (with the meta step
 inside the box predictor), backward, SGD step, ``after_step``. The three alternate in rotating order
-so that drifts in machine load hit all equally. Prints median times and the ratios to Balanced Softmax
+so that drifts in machine load hit all equally, and the RNG is re-seeded before each so that all three
+sample the same ROIs in the same iteration (the frozen detector gives them the same proposals). Prints median times and the ratios to Balanced Softmax
 (target for the default setting: <= 1.05x). Offline: synthetic images, a synthetic long-tailed prior.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_meta_reweighter.py
@@ -108,6 +109,7 @@ def main():
         for i in range(args.warmup + args.iters):
             order = VARIANTS[i % 3:] + VARIANTS[:i % 3]
             for v in order:
+                torch.manual_seed(i)
                 t = step(runs[v], batches[0], storage, args.device)
                 if i >= args.warmup:
                     times[v].append(t)

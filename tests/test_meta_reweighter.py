@@ -240,20 +240,25 @@ def test_step_without_the_hook_is_an_error():
 
 
 # ------------------------------------------------------------------ the ROI feature bank
+def _ring(bank, label):
+    lo = int(bank.offset[label])
+    return {tuple(r) for r in bank.features[lo: lo + int(bank.count[label])].tolist()}
+
+
 def test_bank_keeps_the_last_entries_per_class_in_ring_buffers():
     bank = ROIFeatureBank(num_classes=3, feature_dim=2, per_class=2, background=3)
     feats = torch.arange(20.0).view(10, 2)  # feature i = (2i, 2i+1)
     labels = torch.tensor([0, 3, 0, 0, 1, 3, 3, 3, 0, 3])
     bank.add(feats, labels)
     # class 0 seen at rows 0, 2, 3, 8 -> the last two (3, 8); ring pointer at 4 % 2 = 0
-    assert {tuple(r) for r in bank.fg_features[0].tolist()} == {(6.0, 7.0), (16.0, 17.0)}
-    assert bank.fg_count.tolist() == [2, 1, 0] and bank.fg_ptr.tolist() == [0, 1, 0]
-    assert bank.fg_features[1, 0].tolist() == [8.0, 9.0]
+    assert _ring(bank, 0) == {(6.0, 7.0), (16.0, 17.0)}
+    assert bank.count.tolist() == [2, 1, 0, 3] and bank.ptr.tolist() == [0, 1, 0, 2]
+    assert _ring(bank, 1) == {(8.0, 9.0)} and _ring(bank, 2) == set()
     # background rows 1, 5, 6, 7, 9 -> the last three (6, 7, 9)
-    assert {tuple(r) for r in bank.bg_features[0].tolist()} == {(12.0, 13.0), (14.0, 15.0), (18.0, 19.0)}
-    bank.add(torch.tensor([[100.0, 101.0]]), torch.tensor([0]))  # overwrites class 0's oldest slot
-    assert bank.fg_features[0, 0].tolist() == [100.0, 101.0] and bank.fg_features[0, 1].tolist() == [16.0, 17.0]
-    assert bank.num_stored() == (3, 3)  # class 0 full (2), class 1 one; background full
+    assert _ring(bank, 3) == {(12.0, 13.0), (14.0, 15.0), (18.0, 19.0)}
+    bank.add(torch.tensor([[100.0, 101.0]]), torch.tensor([0]))  # overwrites class 0's oldest entry
+    assert _ring(bank, 0) == {(100.0, 101.0), (16.0, 17.0)}
+    assert bank.num_stored() == (3, 3)  # class 0 full (2), class 1 one; background full (3)
 
 
 def test_bank_samples_class_balanced_from_what_it_holds():

@@ -39,6 +39,7 @@ import torch.distributed as dist
 from detectron2.utils import comm
 from torch import nn
 from torch.func import functional_call, jvp, vjp
+from torch.nn import functional as F
 
 from .roi_feature_bank import ROIFeatureBank
 
@@ -127,6 +128,27 @@ def roi_loss_weights(theta, gt_classes, num_classes):
     return torch.where(fg, w * fg.sum() / denom, torch.ones_like(w))
 
 
+def _logits(classifier, params, x):
+    if type(classifier) is nn.Linear:
+        return F.linear(x, params["weight"], params.get("bias"))
+    return functional_call(classifier, params, (x,))
+
+
+def _linearization(classifier, params, x):
+    """``(z, pullback, pushforward)`` of ``z = classifier(x)`` at ``params``: the logits, the
+    vector-Jacobian product (dz -> {name: grad}) and the Jacobian-vector product ({name: tangent} ->
+    dz). Closed forms for ``nn.Linear`` (z = x W^T + b), ``torch.func`` for any other classifier."""
+    if type(classifier) is nn.Linear:
+        has_bias = params.get("bias") is not None
+
+        def pullback(dz):
+            return {"weight": dz.t() @ x, **({"bias": dz.sum(0)} if has_bias else {})}
+
+        return _logits(classifier, params, x), pullback, lambda t: F.linear(x, t["weight"], t.get("bias"))
+    z, vjp_fn = vjp(lambda p: functional_call(classifier, p, (x,)), params)
+    return z, lambda dz: vjp_fn(dz)[0], lambda t: jvp(lambda p: functional_call(classifier, p, (x,)), (params,), (t,))[1]
+
+
 def meta_hypergradient(
     theta: torch.Tensor,
     classifier: torch.nn.Module,
@@ -157,29 +179,24 @@ def meta_hypergradient(
     num_classes = theta.numel()
     n = max(gt_classes.numel(), 1)
     params = {k: v.detach() for k, v in params.items()}
-
-    def logits(p, x):
-        return functional_call(classifier, p, (x,))
-
     with torch.enable_grad():
-        z, pullback = vjp(lambda p: logits(p, features), params)
+        z, pullback, pushforward = _linearization(classifier, params, features)
         z = z.detach().requires_grad_()
         (delta,) = torch.autograd.grad(roi_loss_fn(z, gt_classes).sum(), z)
         c = roi_loss_weights(theta.detach(), gt_classes, num_classes)
-        (grads,) = pullback(delta * (c / n).unsqueeze(1))
+        grads = pullback(delta * (c / n).unsqueeze(1))
 
         moved = {
             k: (rules[k].step(p, grads[k]) if rules.get(k) else p).detach().requires_grad_()
             for k, p in params.items()
         }
-        meta_loss = meta_loss_fn(logits(moved, meta_features), meta_classes)
+        meta_loss = meta_loss_fn(_logits(classifier, moved, meta_features), meta_classes)
         meta_grads = torch.autograd.grad(meta_loss, list(moved.values()), allow_unused=True)
         tangent = {
             k: (torch.zeros_like(p) if g is None or not rules.get(k) else rules[k].grad_factor() * g)
             for (k, p), g in zip(params.items(), meta_grads)
         }
-        _, u = jvp(lambda p: logits(p, features), (params,), (tangent,))
-        dm_dc = -(delta * u).sum(dim=1) / n
+        dm_dc = -(delta * pushforward(tangent)).sum(dim=1) / n
 
         th = theta.detach().clone().requires_grad_()
         (dtheta,) = torch.autograd.grad(roi_loss_weights(th, gt_classes, num_classes), th, dm_dc)

@@ -122,11 +122,27 @@ def _weights_ref(theta, y):  # c_i written out, independent of roi_loss_weights
     return torch.stack([ws[i] * int(fg.sum()) / total if fg[i] else ws[i] for i in range(len(y))])
 
 
-def _problem(variant, setting, seed=0):
+class CosineClassifier(nn.Module):
+    """A classifier that is not nn.Linear (the torch.func path): z = 5 * cos(x, W_c) + b_c."""
+
+    def __init__(self, d, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(c, d))
+        self.bias = nn.Parameter(torch.zeros(c))
+
+    def forward(self, x):
+        return cosine_logits(x, self.weight, self.bias)
+
+
+def cosine_logits(x, w, b):
+    return 5.0 * F.normalize(x, dim=1) @ F.normalize(w, dim=1).t() + b
+
+
+def _problem(variant, setting, seed=0, classifier="linear"):
     g = torch.Generator().manual_seed(seed)
     dt = torch.float64
     num_logits = K + 1 if variant == "softmax" else K
-    lin = nn.Linear(D, num_logits).to(dt)
+    lin = (nn.Linear(D, num_logits) if classifier == "linear" else CosineClassifier(D, num_logits)).to(dt)
     with torch.no_grad():
         lin.weight.copy_(torch.randn(num_logits, D, generator=g, dtype=dt) * 0.5)
         lin.bias.copy_(torch.randn(num_logits, generator=g, dtype=dt) * 0.5)
@@ -154,7 +170,8 @@ def _meta_loss_ref(theta, lin, opt, x, y, xm, ym, per_roi, plain, create_graph):
     """The official computation written out: weighted loss, its gradient (create_graph), the virtual
     SGD step of torch.optim.SGD (written from its documentation), the plain loss on the meta batch."""
     w, b = lin.weight.detach().requires_grad_(), lin.bias.detach().requires_grad_()
-    loss = (_weights_ref(theta, y) * per_roi(F.linear(x, w, b), y)).sum() / len(y)
+    f = F.linear if isinstance(lin, nn.Linear) else cosine_logits
+    loss = (_weights_ref(theta, y) * per_roi(f(x, w, b), y)).sum() / len(y)
     grads = torch.autograd.grad(loss, [w, b], create_graph=create_graph)
     moved = []
     group = opt.param_groups[0]
@@ -166,7 +183,7 @@ def _meta_loss_ref(theta, lin, opt, x, y, xm, ym, per_roi, plain, create_graph):
             buf = d if buf is None else mu * buf + (1 - damp) * d
             d = d + mu * buf if group["nesterov"] else buf
         moved.append(p - group["lr"] * d)
-    return plain(F.linear(xm, moved[0], moved[1]), ym)
+    return plain(f(xm, moved[0], moved[1]), ym)
 
 
 def _ours(lin, opt, x, y, xm, ym, theta, per_roi, plain):
@@ -174,10 +191,11 @@ def _ours(lin, opt, x, y, xm, ym, theta, per_roi, plain):
     return meta_hypergradient(theta, lin, params, sgd_rules(opt, params), x, y, per_roi, xm, ym, plain)
 
 
-@pytest.mark.parametrize("variant", ["softmax", "sigmoid"])
-@pytest.mark.parametrize("setting", ["momentum_wd", "nesterov_wd", "dampening", "plain"])
-def test_hypergradient_equals_finite_differences_and_autograd_reference(variant, setting):
-    lin, opt, x, y, xm, ym, theta, per_roi, plain = _problem(variant, setting)
+@pytest.mark.parametrize("variant,setting,classifier", [
+    (v, s, "linear") for v in ("softmax", "sigmoid") for s in ("momentum_wd", "nesterov_wd", "dampening", "plain")
+] + [("softmax", "momentum_wd", "cosine"), ("sigmoid", "nesterov_wd", "cosine")])
+def test_hypergradient_equals_finite_differences_and_autograd_reference(variant, setting, classifier):
+    lin, opt, x, y, xm, ym, theta, per_roi, plain = _problem(variant, setting, classifier=classifier)
     meta_loss, dtheta = _ours(lin, opt, x, y, xm, ym, theta, per_roi, plain)
 
     th = theta.clone().requires_grad_()

@@ -88,6 +88,9 @@ def _add_meta_reweighter_config(cfg):
     cfg.MODEL.BALMS.META_REWEIGHTER.BANK_BACKGROUND = 4096
     # "bank": ROIs per meta batch; 0 = as many as the training batch, with its foreground fraction.
     cfg.MODEL.BALMS.META_REWEIGHTER.META_ROIS = 0
+    # Meta loss: "plain" (paper: no prior adjustment, no weights) or "adjusted" (the training loss without
+    # weights: what the official instance-segmentation code computes, its logits being edited in place).
+    cfg.MODEL.BALMS.META_REWEIGHTER.META_LOSS = "plain"
     # Non-finite meta loss / hypergradient / theta: "raise" (stop, naming the iteration) or "skip".
     cfg.MODEL.BALMS.META_REWEIGHTER.ON_NONFINITE = "raise"
     # EventStorage scalars (meta loss; mean w over r/c/f; min/max w) every LOG_PERIOD iterations.

@@ -76,7 +76,7 @@ class RefWeights(torch.nn.Module):
     written out (no meta step); in the bank case it draws the meta batch from a copy of the bank
     at the same point of the RNG stream as the real step does."""
 
-    capturing = False
+    capturing, meta_loss = False, "plain"  # what the predictor reads of a reweighter
 
     def __init__(self, theta, bank=None):
         super().__init__()
@@ -103,10 +103,14 @@ def virtual_sgd(optimizer, params, grads):
     return out
 
 
-@pytest.mark.parametrize("cls_loss,source", [("balanced_softmax", "images"), ("balanced_sigmoid", "images"),
-                                             ("balanced_softmax", "bank"), ("balanced_sigmoid", "bank")])
-def test_meta_step_equals_brute_force_through_the_whole_detector(cls_loss, source):
+@pytest.mark.parametrize("cls_loss,source,meta_loss", [
+    ("balanced_softmax", "images", "plain"), ("balanced_sigmoid", "images", "plain"),
+    ("balanced_softmax", "bank", "plain"), ("balanced_sigmoid", "bank", "plain"),
+    ("balanced_sigmoid", "images", "adjusted"),  # what the official code's meta loss computes
+])
+def test_meta_step_equals_brute_force_through_the_whole_detector(cls_loss, source, meta_loss):
     cfg = balms_cfg(cls_loss, source)
+    cfg.MODEL.BALMS.META_REWEIGHTER.META_LOSS = meta_loss
     model, optimizer = build(cfg)
     predictor = model.roi_heads.box_predictor
     r = predictor.meta_reweighter
@@ -141,25 +145,27 @@ def test_meta_step_equals_brute_force_through_the_whole_detector(cls_loss, sourc
             loss = functional_call(model, params, (train[1],))["loss_cls"]
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
             moved = virtual_sgd(optimizer, params, grads)
-            plain = predictor.plain_classification_loss
+            plain = predictor.plain_classification_loss if meta_loss == "plain" else predictor.classification_loss
             if source == "images":
-                predictor.meta_reweighter = None
+                predictor.meta_reweighter = None  # the meta images' loss_cls, unweighted: adjusted ...
+            if source == "images" and meta_loss == "plain":  # ... or plain (the per-ROI loss written out)
                 predictor.per_roi_classification_loss = lambda z, y: (
                     F.cross_entropy(z, y, reduction="none") if z.shape[1] == K + 1 else
                     F.binary_cross_entropy_with_logits(z, F.one_hot(y, K + 1)[:, :K].to(z), reduction="none").sum(1))
+            if source == "images":
                 torch.manual_seed(101)
-                meta_loss = functional_call(model, moved, (meta[1],))["loss_cls"]
+                ref_meta_loss = functional_call(model, moved, (meta[1],))["loss_cls"]
             else:
                 short = {n.split("box_predictor.")[1]: v for n, v in moved.items()}
                 meta_x, meta_y = ref.meta
                 assert meta_y.numel() > 0
-                meta_loss = plain(functional_call(predictor, short, (meta_x,))[0], meta_y)
+                ref_meta_loss = plain(functional_call(predictor, short, (meta_x,))[0], meta_y)
         finally:
             predictor.meta_reweighter = r
             predictor.__dict__.pop("per_roi_classification_loss", None)
-        (ref_grad,) = torch.autograd.grad(meta_loss, theta0)
+        (ref_grad,) = torch.autograd.grad(ref_meta_loss, theta0)
     assert ref_grad.abs().sum() > 0
-    assert torch.allclose(r.last_meta_loss.double(), meta_loss.detach().double(), rtol=1e-5)
+    assert torch.allclose(r.last_meta_loss.double(), ref_meta_loss.detach().double(), rtol=1e-5)
     assert torch.allclose(ours.double(), ref_grad, rtol=1e-4, atol=1e-7), (ours, ref_grad)
     # and the Adam step on it (torch.optim.Adam, from the saved moments)
     th = theta0.detach().clone().float().requires_grad_()

@@ -232,6 +232,7 @@ def _mean_over_ranks_with_data(loss, dtheta, have):
 
 
 META_SOURCES = ("bank", "images")
+META_LOSSES = ("plain", "adjusted")
 NONFINITE_ACTIONS = ("raise", "skip")
 
 
@@ -264,7 +265,7 @@ class MetaReweighter(nn.Module):
     """
 
     def __init__(self, num_classes, feature_dim, *, lr=0.01, source="bank", bank_per_class=16,
-                 bank_background=4096, meta_rois=0, on_nonfinite="raise"):
+                 bank_background=4096, meta_rois=0, meta_loss="plain", on_nonfinite="raise"):
         """
         Args:
             num_classes: K foreground classes.
@@ -274,18 +275,25 @@ class MetaReweighter(nn.Module):
             bank_per_class, bank_background: :class:`ROIFeatureBank` sizes (``source="bank"``).
             meta_rois: ROIs per meta batch drawn from the bank; 0 = as many as the training batch,
                 with its foreground/background split.
+            meta_loss: one of :data:`META_LOSSES`, read by the box predictor: ``"plain"`` (the paper:
+                no prior adjustment, no weights) or ``"adjusted"`` (the training loss without weights:
+                what the official instance-segmentation code computes, because its sigmoid-variant
+                loss edits the logits in place before the meta loss reads them).
             on_nonfinite: ``"raise"`` (stop training) or ``"skip"`` (log and skip the meta step)
                 when the meta loss, the hypergradient or theta is not finite.
         """
         super().__init__()
         if source not in META_SOURCES:
             raise ValueError(f"Unknown meta batch source {source!r}; expected one of {META_SOURCES}")
+        if meta_loss not in META_LOSSES:
+            raise ValueError(f"Unknown META_LOSS {meta_loss!r}; expected one of {META_LOSSES}")
         if on_nonfinite not in NONFINITE_ACTIONS:
             raise ValueError(f"Unknown ON_NONFINITE {on_nonfinite!r}; expected one of {NONFINITE_ACTIONS}")
         self.num_classes = num_classes
         self.lr = float(lr)
         self.source = source
         self.meta_rois = int(meta_rois)
+        self.meta_loss = meta_loss
         self.on_nonfinite = on_nonfinite
         self.register_buffer("theta", torch.zeros(num_classes))
         self.register_buffer("adam_exp_avg", torch.zeros(num_classes))

@@ -221,6 +221,26 @@ def test_cascade_has_one_theta_per_stage_and_stage_scalars():
     assert {f"meta/stage{k}/w_min" for k in range(3)} <= set(scalars)
 
 
+def test_meta_step_under_autocast_runs_in_float32():
+    """Mixed precision (CPU bfloat16 autocast here; AMPTrainer's CUDA float16 alike): the box features
+    arrive in low precision, the meta step itself runs in float32 with autocast off."""
+    cfg = balms_cfg("balanced_softmax", "images")
+    grads = {}
+    for amp in (False, True):
+        model, optimizer = build(cfg)
+        r = model.roi_heads.box_predictor.meta_reweighter
+        with EventStorage() as storage, torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            hook = hooked(cfg, model, optimizer, storage, [tiny_detection_inputs(K, seed=3)])
+            hook.before_step()
+            torch.manual_seed(0)
+            losses = model(tiny_detection_inputs(K, seed=4))
+        assert r.last_hypergrad.dtype == torch.float32 and torch.isfinite(r.theta).all()
+        assert torch.isfinite(losses["loss_cls"])
+        grads[amp] = r.last_hypergrad.clone()
+    assert grads[True].abs().sum() > 0
+    assert torch.allclose(grads[True], grads[False], rtol=0.1, atol=1e-3 * grads[False].abs().max())
+
+
 # ------------------------------------------------------------------ DDP: 2 gloo processes
 def _ddp_worker(rank, world, init_file, source, out_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)

@@ -1,0 +1,104 @@
+"""The backends: each turns checked, filtered columns into a precision array (T x R x K x A).
+
+* fast: hotcoco (Rust). Its ``StreamingEval`` is fed SHARD_IMAGES images at a time, ground truth
+  and detections together, and keeps only the matches: memory stays bounded by one shard's masks
+  (as dicts) whatever the number of images, and bbox and segm share one pass over the ground truth.
+  LVIS semantics (``lvis_style``) for federated ground truth, COCO's for exhaustive.
+* lvis: the references, on every checked detection (no filter): lvis-api's ``LVISEval`` for
+  federated ground truth, pycocotools' ``COCOeval`` for exhaustive (after LVIS's per-image cap,
+  which COCOeval does not have; its own max-detections setting is the same number).
+
+Both give the same numbers (tests/test_evaluation*.py: <= 1e-6).
+"""
+import contextlib
+import io
+
+import numpy as np
+
+from .filtering import cap_per_image
+
+SHARD_IMAGES = 500  # images per StreamingEval update: bounds memory, amortises the per-call cost
+
+
+def _max_dets(max_dets, n):
+    """The backends' max-detections setting: ``max_dets``, or for -1 (no cap) more than any image has."""
+    return int(max_dets) if max_dets >= 0 else max(1, int(n))
+
+
+def _params(gt, iou_type, max_dets):
+    import hotcoco
+
+    params = hotcoco.Params(iou_type)  # LVIS and COCO share thresholds, recall grid and area ranges
+    params.max_dets = [max_dets] if gt.labelling == "federated" else [1, 10, max_dets]
+    return params
+
+
+def evaluate_fast(gt, columns, indexes, max_dets):
+    """{iou type: (precision, category ids, IoU thresholds)} for ``indexes`` {iou type: positions
+    of ``columns`` to evaluate (:func:`~.filtering.evaluated_index`)}."""
+    import hotcoco
+
+    categories = [dict(gt.categories[c], frequency=gt.groups.of[c]) for c in gt.annotated_category_ids.tolist()]
+    lvis_style = gt.labelling == "federated"
+    streams, selected, image_of = {}, {}, {}
+    for iou_type, index in indexes.items():
+        index = index[np.argsort(columns.image_id[index], kind="stable")]
+        selected[iou_type] = columns.take(index)
+        image_of[iou_type] = selected[iou_type].image_id
+        streams[iou_type] = hotcoco.StreamingEval(categories, iou_type, lvis_style=lvis_style,
+                                                  params=_params(gt, iou_type, _max_dets(max_dets, len(index))))
+    image_ids = sorted(gt.images)
+    for begin in range(0, len(image_ids), SHARD_IMAGES):
+        ids = image_ids[begin:begin + SHARD_IMAGES]
+        images, anns = gt.api.load_imgs(ids), gt.annotations_of(ids)
+        for iou_type, stream in streams.items():
+            a, b = np.searchsorted(image_of[iou_type], [ids[0], ids[-1] + 1]).tolist()
+            rows, segmentation = _rows(selected[iou_type], a, b, iou_type)
+            stream.update(images, anns, rows, segmentation=segmentation)
+    out = {}
+    for iou_type, stream in streams.items():
+        ev = stream.finalize()
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev.accumulate()
+        params = ev.params
+        out[iou_type] = (np.asarray(ev.eval["precision"])[..., -1], list(params.cat_ids), list(params.iou_thrs))
+    return out
+
+
+def _rows(columns, begin, end, iou_type):
+    """hotcoco's (and pycocotools') array form of detections ``begin:end``: image, x, y, w, h,
+    score, category; and the masks for segm. For segm the row's box only sets the detection's
+    area (``StreamingEval`` takes it as w * h; segm matching reads only the masks): it is given as
+    (0, 0, mask area, 1), the mask's area, as lvis-api and pycocotools define a segm result's area."""
+    rows = np.zeros((end - begin, 7))
+    rows[:, 0], rows[:, 5], rows[:, 6] = (columns.image_id[begin:end], columns.score[begin:end],
+                                          columns.category_id[begin:end])
+    if iou_type == "bbox":
+        rows[:, 1:5] = columns.bbox[begin:end]
+        return rows, None
+    rows[:, 3], rows[:, 4] = columns.masks.compute_area()[begin:end], 1.0
+    return rows, columns.masks.rles(begin, end)
+
+
+def evaluate_reference(gt, columns, iou_type, max_dets):
+    """(precision, category ids, IoU thresholds) from lvis-api (federated) or pycocotools (exhaustive)."""
+    import warnings
+
+    if gt.labelling == "federated":
+        from lvis import LVISEval, LVISResults
+
+        results = columns.entries(iou_type=iou_type)  # segm without "bbox": lvis-api then takes mask areas
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # lvis-api: np.float, logger.warn
+            ev = LVISEval(gt.api, LVISResults(gt.api, results, max_dets=max_dets), iou_type)
+            ev.run()
+        return np.asarray(ev.eval["precision"]), list(ev.params.cat_ids), list(ev.params.iou_thrs)
+    from pycocotools.cocoeval import COCOeval
+
+    capped = columns.take(np.flatnonzero(cap_per_image(columns.image_id, columns.score, max_dets)))
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt.api, gt.api.loadRes(capped.entries(iou_type=iou_type)), iou_type)
+        ev.params.maxDets = [1, 10, _max_dets(max_dets, len(capped))]
+        ev.evaluate()
+        ev.accumulate()
+    return np.asarray(ev.eval["precision"])[..., -1], list(ev.params.catIds), list(ev.params.iouThrs)

@@ -1,0 +1,129 @@
+"""Detections as columns: numpy arrays, and the masks' compressed RLE counts in one bytes buffer.
+
+Every step after reading works on this form (checks, the federated / exhaustive filter, the
+backends); ``LVISEvaluator`` keeps and gathers detections in it, and the results JSON is written
+from it. 1.5 M detections with masks take ~0.6 GB here, against ~1.5 GB as Python dicts.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+AREA_CHUNK = 200_000  # masks decoded per hotcoco call: bounds the temporary RLE dicts
+
+
+@dataclass
+class Masks:
+    """N RLE masks: ``counts`` (bytes: every mask's compressed counts string, concatenated),
+    ``start`` / ``length`` (int64: each mask's slice of ``counts``), ``size`` (int64 N x 2:
+    [height, width]) and ``area`` (float64 pixel counts, None until :meth:`compute_area`).
+    :meth:`take` shares ``counts`` with the original, so selecting copies no mask."""
+
+    counts: bytes
+    start: np.ndarray
+    length: np.ndarray
+    size: np.ndarray
+    area: Optional[np.ndarray] = None
+
+    def __len__(self):
+        return len(self.start)
+
+    @classmethod
+    def from_rles(cls, rles):
+        """Masks from RLE dicts {"size": [h, w], "counts": str or bytes (compressed)}."""
+        counts = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in (r["counts"] for r in rles)]
+        length = np.fromiter(map(len, counts), np.int64, len(counts))
+        size = np.array([r["size"] for r in rles], np.int64).reshape(len(counts), 2)
+        return cls(b"".join(counts), np.cumsum(length) - length, length, size)
+
+    @classmethod
+    def concat(cls, parts):
+        parts = list(parts)
+        offsets = np.cumsum([0] + [len(p.counts) for p in parts[:-1]])
+        areas = [p.area for p in parts]
+        return cls(
+            b"".join(p.counts for p in parts),
+            np.concatenate([p.start + o for p, o in zip(parts, offsets)]) if parts else np.zeros(0, np.int64),
+            np.concatenate([p.length for p in parts]) if parts else np.zeros(0, np.int64),
+            np.concatenate([p.size for p in parts]) if parts else np.zeros((0, 2), np.int64),
+            None if any(a is None for a in areas) or not parts else np.concatenate(areas),
+        )
+
+    def take(self, index):
+        return Masks(self.counts, self.start[index], self.length[index], self.size[index],
+                     None if self.area is None else self.area[index])
+
+    def rles(self, begin=0, end=None, counts_type=bytes):
+        """RLE dicts of masks ``begin:end``, as hotcoco and pycocotools take them (counts as bytes,
+        or as str with ``counts_type=str``, the results-file form)."""
+        buf = memoryview(self.counts)
+        end = len(self) if end is None else end
+        starts, stops = self.start[begin:end].tolist(), (self.start[begin:end] + self.length[begin:end]).tolist()
+        sizes = self.size[begin:end].tolist()
+        if counts_type is str:
+            return [{"size": s, "counts": str(buf[a:b], "ascii")} for s, a, b in zip(sizes, starts, stops)]
+        return [{"size": s, "counts": bytes(buf[a:b])} for s, a, b in zip(sizes, starts, stops)]
+
+    def compute_area(self):
+        """Fill ``area`` by decoding every mask (hotcoco, in chunks); ValueError for invalid counts."""
+        if self.area is None:
+            from hotcoco import mask as hc_mask
+
+            self.area = np.zeros(len(self))
+            for b in range(0, len(self), AREA_CHUNK):
+                rles = self.rles(b, b + AREA_CHUNK)
+                self.area[b:b + len(rles)] = np.asarray(hc_mask.area(rles), np.float64).reshape(len(rles))
+        return self.area
+
+
+@dataclass
+class ResultColumns:
+    """N detections: ``image_id``, ``category_id`` (int64), ``score`` (float64), ``bbox``
+    (float64 N x 4, [x, y, w, h]; None when not read) and ``masks`` (:class:`Masks`; None when
+    not read)."""
+
+    image_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    bbox: Optional[np.ndarray] = None
+    masks: Optional[Masks] = field(default=None)
+
+    def __len__(self):
+        return len(self.image_id)
+
+    @classmethod
+    def empty(cls, with_bbox=True, with_masks=True):
+        z = np.zeros(0, np.int64)
+        return cls(z, z, np.zeros(0), np.zeros((0, 4)) if with_bbox else None,
+                   Masks(b"", z, z, np.zeros((0, 2), np.int64)) if with_masks else None)
+
+    def take(self, index):
+        """The detections at the integer positions ``index``, in that order."""
+        return ResultColumns(self.image_id[index], self.category_id[index], self.score[index],
+                             None if self.bbox is None else self.bbox[index],
+                             None if self.masks is None else self.masks.take(index))
+
+    @classmethod
+    def concat(cls, parts):
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return cls.empty()
+        has_bbox, has_masks = all(p.bbox is not None for p in parts), all(p.masks is not None for p in parts)
+        return cls(np.concatenate([p.image_id for p in parts]), np.concatenate([p.category_id for p in parts]),
+                   np.concatenate([p.score for p in parts]),
+                   np.concatenate([p.bbox for p in parts]) if has_bbox else None,
+                   Masks.concat(p.masks for p in parts) if has_masks else None)
+
+    def entries(self, begin=0, end=None, iou_type=None):
+        """Detections ``begin:end`` as results-file dicts (image_id, category_id, bbox, score,
+        segmentation with str counts); ``iou_type`` "bbox" / "segm": only that geometry."""
+        end = len(self) if end is None else min(end, len(self))
+        out = [{"image_id": i, "category_id": c, "score": s} for i, c, s in zip(
+            self.image_id[begin:end].tolist(), self.category_id[begin:end].tolist(), self.score[begin:end].tolist())]
+        if self.bbox is not None and iou_type != "segm":
+            for r, b in zip(out, self.bbox[begin:end].tolist()):
+                r["bbox"] = b
+        if self.masks is not None and iou_type != "bbox":
+            for r, m in zip(out, self.masks.rles(begin, end, counts_type=str)):
+                r["segmentation"] = m
+        return out

@@ -127,3 +127,34 @@ class ResultColumns:
             for r, m in zip(out, self.masks.rles(begin, end, counts_type=str)):
                 r["segmentation"] = m
         return out
+
+
+class ColumnsBuilder:
+    """Collects :class:`ResultColumns` part by part (``LVISEvaluator.process``, one image at a time):
+    every part's mask counts are appended to one growing buffer, so :meth:`build` copies no mask
+    (concatenating the parts would briefly hold every mask twice)."""
+
+    def __init__(self):
+        self._parts = []
+        self._counts = bytearray()
+
+    def __len__(self):
+        return sum(len(p) for p in self._parts)
+
+    def add(self, columns):
+        masks = columns.masks
+        if masks is not None:
+            offset = len(self._counts)
+            self._counts += masks.counts
+            masks = Masks(b"", masks.start + offset, masks.length, masks.size, masks.area)
+        self._parts.append(ResultColumns(columns.image_id, columns.category_id, columns.score, columns.bbox, masks))
+
+    def build(self):
+        """The parts as one :class:`ResultColumns` (empty if none); the builder is emptied."""
+        if not self._parts:
+            return ResultColumns.empty()
+        parts, self._parts = self._parts, []
+        columns = ResultColumns.concat(parts)  # every part's counts is b"": only the arrays are joined
+        if columns.masks is not None:
+            columns.masks.counts, self._counts = self._counts, bytearray()
+        return columns

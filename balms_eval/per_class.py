@@ -139,7 +139,7 @@ def plot_per_class_ap(rows, path, groups):
         ax.legend(loc="upper left", fontsize=8)
     if image_count_source:
         fig.text(0.01, 0.01, f"x: {image_count_source}", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=0.15, top=0.92, wspace=0.22)  # (tight_layout: ~1 s)
     fig.savefig(path)
     return True
 

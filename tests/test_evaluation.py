@@ -306,3 +306,16 @@ def test_zero_area_detections_are_not_evaluated(lvis_gts, lvis_dict, iou_type):
     assert_metrics_equal(fast, ref)
     alone = evaluate_lvis(lvis_gts["fast"], dets[:1], iou_type)
     assert fast.per_class_ap[a["category_id"]] == alone.per_class_ap[a["category_id"]]
+
+
+def test_streamed_shards_equal_one_batch(lvis_gts, fake_results, monkeypatch):
+    # Above BATCH_MAX_DETECTIONS the fast backend feeds hotcoco's StreamingEval shard by shard
+    # (bounded memory at LVIS v1 val scale); here forced, with shards of 7 images.
+    from balms_eval import backends, evaluate
+
+    batch = evaluate(lvis_gts["fast"], fake_results)
+    monkeypatch.setattr(backends, "BATCH_MAX_DETECTIONS", 0)
+    monkeypatch.setattr(backends, "SHARD_IMAGES", 7)
+    streamed = evaluate(lvis_gts["fast"], fake_results)
+    for iou_type in ("bbox", "segm"):
+        assert_metrics_equal(streamed[iou_type], batch[iou_type], tol=1e-12)

@@ -68,11 +68,17 @@ def _pycocotools_per_class(gt, dets, iou_type, max_dets=300):
 
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
-def test_exhaustive_ground_truth_equals_pycocotools(coco_case, iou_type):
+def test_exhaustive_ground_truth_equals_pycocotools(coco_case, iou_type, monkeypatch):
+    from balms_eval import backends
+
     gt_dict, counts, dets, no_gt = coco_case
     ref_summary, ref_per_class = _pycocotools_per_class(gt_dict, dets, iou_type)
-    for backend in ("fast", "lvis"):
-        gt = LVISGroundTruth(gt_dict, backend, image_counts=counts, count_source="the training set")
+    for backend in ("fast", "streamed", "lvis"):  # streamed: the fast backend's path for large sets
+        if backend == "streamed":
+            monkeypatch.setattr(backends, "BATCH_MAX_DETECTIONS", 0)
+            monkeypatch.setattr(backends, "SHARD_IMAGES", 6)
+        gt = LVISGroundTruth(gt_dict, "lvis" if backend == "lvis" else "fast", image_counts=counts,
+                             count_source="the training set")
         assert gt.labelling == "exhaustive"
         res = evaluate(gt, dets, (iou_type,))[iou_type]
         for c, ap in ref_per_class.items():

@@ -22,6 +22,7 @@ from detectron2.utils.events import get_event_storage
 from detectron2.utils.file_io import PathManager
 
 from balms_eval import LVIS_MAX_DETS_PER_IMAGE, LVIS_THRESHOLDS, LVISGroundTruth, Masks, ResultColumns, evaluate
+from balms_eval.columns import ColumnsBuilder
 from balms_eval.metrics import format_metrics
 from balms_eval.per_class import format_per_class_tables, per_class_rows, write_per_class_outputs
 from balms_eval.results_io import write_results_json
@@ -98,30 +99,28 @@ class LVISEvaluator(DatasetEvaluator):
         self._do_evaluation = self._gt.num_annotations > 0
 
     def reset(self):
-        self._columns = []
+        self._columns = ColumnsBuilder()
         self._num_images = 0
 
     def process(self, inputs, outputs):
         for input, output in zip(inputs, outputs):
             self._num_images += 1
             if "instances" in output:
-                self._columns.append(instances_to_columns(output["instances"].to("cpu"), input["image_id"]))
+                self._columns.add(instances_to_columns(output["instances"].to("cpu"), input["image_id"]))
 
     def evaluate(self):
-        columns = ResultColumns.concat(self._columns) if self._columns else None
-        num_images = self._num_images
+        columns, num_images = self._columns.build(), self._num_images
         if self._distributed:
             comm.synchronize()
             gathered = comm.gather((num_images, columns), dst=0)
             if not comm.is_main_process():
                 return {}
             num_images = sum(n for n, _ in gathered)
-            parts = [c for _, c in gathered if c is not None]
-            columns = ResultColumns.concat(parts) if parts else None
+            columns = gathered[0][1] if len(gathered) == 1 else ResultColumns.concat(c for _, c in gathered)
         if num_images == 0:
             logger.warning("[LVISEvaluator] Did not receive valid predictions.")
             return {}
-        return self.evaluate_columns(columns if columns is not None else ResultColumns.empty())
+        return self.evaluate_columns(columns)
 
     def evaluate_columns(self, columns):
         """Evaluate gathered detections (:class:`ResultColumns` with contiguous class ids, as

@@ -7,9 +7,9 @@ missing key, a score that is not a number, a box that is not 4 numbers, a malfor
 reading with :class:`~.errors.LVISResultsError` naming it. Whether the values fit the ground truth
 (known ids, finite numbers, mask sizes) is checked afterwards, on the columns (validation.py).
 """
+import itertools
 import math
 import numbers
-import warnings
 
 import numpy as np
 
@@ -32,44 +32,39 @@ def read_results(results, images, iou_types=("bbox", "segm")):
     return columns
 
 
-def _numeric(values, kinds, shape):
-    """``values`` as an array if numpy infers a dtype of one of ``kinds`` and ``shape``, else None
-    (bool, str, None, ragged rows)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", np.VisibleDeprecationWarning)  # ragged rows
-        try:
-            array = np.array(values)
-        except (ValueError, TypeError, np.VisibleDeprecationWarning):
-            return None
-    if array.dtype.kind not in kinds or array.shape != shape:
+def _array(values, types, dtype, width=None):
+    """``values`` (a list, or of lists of ``width``) as an array of ``dtype`` when every value's
+    type is one of ``types`` (so no bool, str, None or float id passes), else None."""
+    if width is None:
+        return np.array(values, dtype) if set(map(type, values)) <= types else None
+    if set(map(len, values)) != {width} or not {type(v) for row in values for v in row} <= types:
         return None
-    return array
+    return np.fromiter(itertools.chain.from_iterable(values), dtype, width * len(values)).reshape(-1, width)
 
 
 def _read_uniform(results, want_bbox, want_masks):
-    n = len(results)
+    """Columns by whole-column passes when every entry has the plain form (dicts, int ids, int or
+    float numbers, compressed-RLE masks); None otherwise."""
     try:
-        image_id = _numeric([r["image_id"] for r in results], "iu", (n,))
-        category_id = _numeric([r["category_id"] for r in results], "iu", (n,))
-        score = _numeric([r["score"] for r in results], "iuf", (n,))
-        bbox = _numeric([r["bbox"] for r in results], "iuf", (n, 4)) if want_bbox else None
+        image_id = _array([r["image_id"] for r in results], {int}, np.int64)
+        category_id = _array([r["category_id"] for r in results], {int}, np.int64)
+        score = _array([r["score"] for r in results], {float, int}, np.float64)
+        bbox = _array([r["bbox"] for r in results], {float, int}, np.float64, 4) if want_bbox else None
         masks = None
         if want_masks:
             segs = [r["segmentation"] for r in results]
             if not set(map(type, segs)) <= {dict}:
                 return None  # polygons (or malformed masks): entry by entry
             counts_types = set(type(s["counts"]) for s in segs)
-            size = _numeric([s["size"] for s in segs], "iu", (n, 2))
-            if size is None or not (counts_types <= {str} or counts_types <= {bytes}):
+            if _array([s["size"] for s in segs], {int}, np.int64, 2) is None or not (
+                    counts_types <= {str} or counts_types <= {bytes}):
                 return None
             masks = Masks.from_rles(segs)
-    except (KeyError, TypeError, UnicodeEncodeError):  # an entry that is not a dict, or lacks a key
+    except (KeyError, TypeError, ValueError, OverflowError):  # not a dict, a missing key, not ASCII, ...
         return None
     if image_id is None or category_id is None or score is None or (want_bbox and bbox is None):
         return None
-    return ResultColumns(image_id.astype(np.int64, copy=False), category_id.astype(np.int64, copy=False),
-                         score.astype(np.float64, copy=False),
-                         None if bbox is None else bbox.astype(np.float64, copy=False), masks)
+    return ResultColumns(image_id, category_id, score, bbox, masks)
 
 
 def _is_real(x):

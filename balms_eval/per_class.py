@@ -137,8 +137,8 @@ def plot_per_class_ap(rows, path, groups):
         ax.set_title(f"Per-class {task} AP vs training frequency")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
-    if image_count_source:
-        fig.text(0.01, 0.01, f"x: {image_count_source}", fontsize=7, color="gray")
+    notes = [f"groups: {groups.source}"] + ([f"x: {image_count_source}"] if image_count_source else [])
+    fig.text(0.01, 0.01, "; ".join(notes), fontsize=7, color="gray")
     fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=0.15, top=0.92, wspace=0.22)  # (tight_layout: ~1 s)
     fig.savefig(path)
     return True

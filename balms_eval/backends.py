@@ -47,7 +47,7 @@ def evaluate_fast(gt, columns, indexes, max_dets):
 def _evaluate_batch(gt, columns, iou_type, max_dets):
     import hotcoco
 
-    rows, segmentation = _rows(columns, 0, len(columns), iou_type)
+    rows, segmentation = _rows(columns, iou_type)
     dt = gt.api.load_res(rows, segmentation=segmentation)
     lvis_style = gt.labelling == "federated"
     if lvis_style:  # (already capped; this tells hotcoco so, else it caps at 300 again)
@@ -73,11 +73,10 @@ def _evaluate_streaming(gt, columns, indexes, max_dets):
 
     categories = [dict(gt.categories[c], frequency=gt.groups.of[c]) for c in gt.annotated_category_ids.tolist()]
     lvis_style = gt.labelling == "federated"
-    streams, selected, image_of = {}, {}, {}
+    streams, order, image_of = {}, {}, {}
     for iou_type, index in indexes.items():
-        index = index[np.argsort(columns.image_id[index], kind="stable")]
-        selected[iou_type] = columns.take(index)
-        image_of[iou_type] = selected[iou_type].image_id
+        order[iou_type] = index[np.argsort(columns.image_id[index], kind="stable")]  # (positions only: no copy)
+        image_of[iou_type] = columns.image_id[order[iou_type]]
         streams[iou_type] = hotcoco.StreamingEval(categories, iou_type, lvis_style=lvis_style,
                                                   params=_params(gt, iou_type, _max_dets(max_dets, len(index))))
     image_ids = sorted(gt.images)
@@ -86,24 +85,24 @@ def _evaluate_streaming(gt, columns, indexes, max_dets):
         images, anns = gt.api.load_imgs(ids), gt.annotations_of(ids)
         for iou_type, stream in streams.items():
             a, b = np.searchsorted(image_of[iou_type], [ids[0], ids[-1] + 1]).tolist()
-            rows, segmentation = _rows(selected[iou_type], a, b, iou_type)
+            shard = columns.take(order[iou_type][a:b])
+            rows, segmentation = _rows(shard, iou_type)
             stream.update(images, anns, rows, segmentation=segmentation)
     return {iou_type: _precision(stream.finalize(), evaluated=True) for iou_type, stream in streams.items()}
 
 
-def _rows(columns, begin, end, iou_type):
-    """hotcoco's (and pycocotools') array form of detections ``begin:end``: image, x, y, w, h,
-    score, category; and the masks for segm. For segm the row's box only sets the detection's
+def _rows(columns, iou_type):
+    """hotcoco's (and pycocotools') array form of the detections: image, x, y, w, h, score,
+    category; and the masks for segm. For segm the row's box only sets the detection's
     area (hotcoco takes it as w * h; segm matching reads only the masks): it is given as
     (0, 0, mask area, 1), the mask's area, as lvis-api and pycocotools define a segm result's area."""
-    rows = np.zeros((end - begin, 7))
-    rows[:, 0], rows[:, 5], rows[:, 6] = (columns.image_id[begin:end], columns.score[begin:end],
-                                          columns.category_id[begin:end])
+    rows = np.zeros((len(columns), 7))
+    rows[:, 0], rows[:, 5], rows[:, 6] = columns.image_id, columns.score, columns.category_id
     if iou_type == "bbox":
-        rows[:, 1:5] = columns.bbox[begin:end]
+        rows[:, 1:5] = columns.bbox
         return rows, None
-    rows[:, 3], rows[:, 4] = columns.masks.compute_area()[begin:end], 1.0
-    return rows, columns.masks.rles(begin, end)
+    rows[:, 3], rows[:, 4] = columns.masks.compute_area(), 1.0
+    return rows, columns.masks.rles()
 
 
 def evaluate_reference(gt, columns, iou_type, max_dets):

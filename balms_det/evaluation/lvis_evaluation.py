@@ -6,6 +6,7 @@ from ``process()`` on, gathered across ranks in that form, and evaluated from it
 dict is ever built except, in chunks, to write ``lvis_instances_results.json``.
 """
 import copy
+import dataclasses
 import functools
 import logging
 import math
@@ -125,7 +126,7 @@ class LVISEvaluator(DatasetEvaluator):
     def evaluate_columns(self, columns):
         """Evaluate gathered detections (:class:`ResultColumns` with contiguous class ids, as
         :meth:`process` keeps them): write the results file, evaluate, report."""
-        columns.category_id = self._to_dataset_category_ids(columns.category_id)
+        columns = dataclasses.replace(columns, category_id=self._to_dataset_category_ids(columns.category_id))
         if self._output_dir:
             PathManager.mkdirs(self._output_dir)
             path = os.path.join(self._output_dir, "lvis_instances_results.json")

@@ -37,7 +37,7 @@ def _array(values, types, dtype, width=None):
     type is one of ``types`` (so no bool, str, None or float id passes), else None."""
     if width is None:
         return np.array(values, dtype) if set(map(type, values)) <= types else None
-    if set(map(len, values)) != {width} or not {type(v) for row in values for v in row} <= types:
+    if set(map(len, values)) != {width} or not set(map(type, itertools.chain.from_iterable(values))) <= types:
         return None
     return np.fromiter(itertools.chain.from_iterable(values), dtype, width * len(values)).reshape(-1, width)
 

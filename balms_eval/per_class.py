@@ -5,9 +5,19 @@ import json
 import math
 import os
 
+from .groups import LVIS_THRESHOLDS
+
 FREQUENCY_GROUPS = (("r", "rare"), ("c", "common"), ("f", "frequent"))
 GROUP_COLORS = {"r": "#d62728", "c": "#ff7f0e", "f": "#1f77b4"}
 COLUMNS = ("category_id", "name", "frequency", "train_image_count", "AP_bbox", "AP_segm")
+
+
+def group_edges(thresholds):
+    """Where the groups meet on a training-image axis: (rare_max + 0.5, common_max + 0.5)."""
+    return (thresholds[0] + 0.5, thresholds[1] + 0.5)
+
+
+GROUP_EDGES = group_edges(LVIS_THRESHOLDS)  # LVIS's (10.5, 100.5)
 
 
 def _percent_or_none(value):
@@ -114,7 +124,7 @@ def plot_per_class_ap(rows, path, groups):
     image_count_source = groups.count_source
     training = image_count_source is None or image_count_source.startswith("training")
     xlabel = "training images of the class (log)" if training else "images of the class (log; see note below)"
-    edges = (groups.thresholds[0] + 0.5, groups.thresholds[1] + 0.5)
+    edges = group_edges(groups.thresholds)
     bands = {"r": (x_lo, edges[0]), "c": edges, "f": (edges[1], x_hi)}
     for k, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), k + 1)

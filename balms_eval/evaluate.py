@@ -7,6 +7,7 @@ import logging
 
 from .backends import evaluate_fast, evaluate_reference
 from .columns import ResultColumns
+from .errors import LVISResultsError
 from .filtering import evaluated_index
 from .metrics import LVISEvalResult, no_detections_result, summarize
 from .reading import read_results
@@ -35,6 +36,10 @@ def evaluate(gt, results, iou_types=IOU_TYPES, *, max_dets_per_image=LVIS_MAX_DE
             raise ValueError(f"iou_type must be one of {IOU_TYPES}, got {iou_type!r}")
     max_dets = -1 if max_dets_per_image is None else int(max_dets_per_image)
     columns = results if isinstance(results, ResultColumns) else read_results(results, gt.images, iou_types)
+    for iou_type, have in (("bbox", columns.bbox is not None), ("segm", columns.masks is not None)):
+        if iou_type in iou_types and not have:
+            raise LVISResultsError(f"{iou_type} evaluation needs {'boxes' if iou_type == 'bbox' else 'masks'}; "
+                                   "the detections have none")
     if check:
         check_results(columns, gt.images, gt.categories, iou_types)
     if len(columns) == 0:

@@ -98,11 +98,14 @@ def _add_meta_reweighter_config(cfg):
 
 
 def _add_evaluation_config(cfg):
-    # LVIS-style evaluation (balms_det/evaluation/, build_lvis_evaluator).
+    # LVIS-style evaluation of COCO/LVIS-format sets (balms_eval/, balms_det/evaluation/, build_lvis_evaluator).
     cfg.TEST.LVIS_EVAL = CN()
-    # "fast" (hotcoco, Rust) or "lvis" (lvis-api, the slow reference); both give the same numbers.
+    # "fast" (hotcoco, Rust) or "lvis" (the slow references: lvis-api, pycocotools for exhaustive GT); same numbers.
     cfg.TEST.LVIS_EVAL.BACKEND = "fast"
     # Detections kept per image (highest scores, all classes) before AP, in detections; LVIS: 300.
     cfg.TEST.LVIS_EVAL.MAX_DETS_PER_IMAGE = 300
     # Print per-class AP tables and write per_class_ap.{json,csv,png} to the output dir.
     cfg.TEST.LVIS_EVAL.PER_CLASS = True
+    # [rare_max, common_max] training images per class (DATASETS.TRAIN) grouping categories that have no
+    # LVIS "frequency" into APr/APc/APf; LVIS: [10, 100] (rare 1-10, common 11-100, frequent > 100).
+    cfg.TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS = [10, 100]

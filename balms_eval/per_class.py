@@ -1,0 +1,166 @@
+"""Per-class LVIS results: rows, JSON/CSV files, printed tables per frequency group, and a plot
+of per-class AP against training-image count (the long-tail view)."""
+import csv
+import json
+import math
+import os
+
+from .groups import LVIS_THRESHOLDS
+
+FREQUENCY_GROUPS = (("r", "rare"), ("c", "common"), ("f", "frequent"))
+GROUP_COLORS = {"r": "#d62728", "c": "#ff7f0e", "f": "#1f77b4"}
+COLUMNS = ("category_id", "name", "frequency", "train_image_count", "AP_bbox", "AP_segm")
+
+
+def group_edges(thresholds):
+    """Where the groups meet on a training-image axis: (rare_max + 0.5, common_max + 0.5)."""
+    return (thresholds[0] + 0.5, thresholds[1] + 0.5)
+
+
+GROUP_EDGES = group_edges(LVIS_THRESHOLDS)  # LVIS's (10.5, 100.5)
+
+
+def _percent_or_none(value):
+    return None if value is None or math.isnan(value) else value * 100.0
+
+
+def per_class_rows(categories, ap_by_task, groups):
+    """One row per ground-truth category, sorted by id.
+
+    Args:
+        categories: {category id: category dict with "name"}.
+        ap_by_task: {"bbox"|"segm": {category id: AP fraction or NaN}}.
+        groups: the categories' :class:`~.groups.FrequencyGroups` (group and training images).
+    Returns:
+        list of dicts with :data:`COLUMNS`; APs in percent, None where the category has no
+        ground truth in the evaluated set or the task was not evaluated.
+    """
+    rows = []
+    for cat_id in sorted(categories):
+        cat = categories[cat_id]
+        count = None if groups.image_counts is None else groups.image_counts.get(cat_id)
+        rows.append({
+            "category_id": cat_id,
+            "name": cat.get("name", str(cat_id)),
+            "frequency": groups.of.get(cat_id),
+            "train_image_count": None if count is None else int(count),
+            "AP_bbox": _percent_or_none(ap_by_task.get("bbox", {}).get(cat_id)),
+            "AP_segm": _percent_or_none(ap_by_task.get("segm", {}).get(cat_id)),
+        })
+    return rows
+
+
+def evaluated_rows(rows):
+    """The rows with an AP for at least one task (categories with ground truth in the set)."""
+    return [r for r in rows if r["AP_bbox"] is not None or r["AP_segm"] is not None]
+
+
+def write_per_class_json(rows, path, groups, labelling=None):
+    with open(path, "w") as f:
+        json.dump({"groups_source": groups.source, "image_count_source": groups.count_source, "labelling": labelling,
+                   "ap_unit": "percent", "categories": rows}, f, indent=1)
+
+
+def write_per_class_csv(rows, path):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+
+
+def format_per_class_tables(rows, groups, labelling=None):
+    """Text tables, one per frequency group, of the categories with ground truth in the set,
+    ordered by training-image count (most first), then where the groups and counts come from."""
+    from tabulate import tabulate
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.2f}"
+
+    out = []
+    for code, label in FREQUENCY_GROUPS:
+        group = [r for r in evaluated_rows(rows) if r["frequency"] == code]
+        total = sum(1 for r in rows if r["frequency"] == code)
+        group.sort(key=lambda r: (-(r["train_image_count"] or 0), r["name"]))
+        title = f"Per-class AP, {label} ({code}): {len(group)} of {total} categories have ground truth here"
+        if not group:
+            out.append(title + ".")
+            continue
+        table = tabulate(
+            [[r["name"], r["category_id"], "-" if r["train_image_count"] is None else r["train_image_count"],
+              fmt(r["AP_bbox"]), fmt(r["AP_segm"])] for r in group],
+            headers=["category", "id", "#images", "AP bbox", "AP segm"], tablefmt="pipe",
+        )
+        out.append(f"{title}:\n{table}")
+    notes = [f"groups: {groups.source}"] + ([f"#images: {groups.count_source}"] if groups.count_source else [])
+    if labelling:
+        notes.append(f"labelling: {describe_labelling(labelling)}")
+    out.append("\n".join(f"({n})" for n in notes))
+    return "\n\n".join(out)
+
+
+def describe_labelling(labelling):
+    """How the ground truth's labelling was scored, in words."""
+    if labelling == "federated":
+        return "federated (LVIS: neg_category_ids / not_exhaustive_category_ids rules)"
+    return "exhaustive (COCO: every detection of a class absent from its image is a false positive; crowd ignored)"
+
+
+def plot_per_class_ap(rows, path, groups):
+    """PNG of per-class AP (y, percent) against training-image count (x, log), one panel per
+    task, points coloured by LVIS frequency group, r/c/f bands shaded with each group's mean AP.
+    Returns False (and writes nothing) when no category has both a count and an AP."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot: no GUI backend, no global state
+
+    tasks = [t for t in ("bbox", "segm") if any(r[f"AP_{t}"] is not None for r in rows)]
+    points = {t: [r for r in rows if r[f"AP_{t}"] is not None and r["train_image_count"] is not None] for t in tasks}
+    if not any(points.values()):
+        return False
+    fig = Figure(figsize=(6.5 * len(tasks), 4.5), dpi=110)
+    FigureCanvasAgg(fig)
+    counts = [max(r["train_image_count"], 1) for t in tasks for r in points[t]]
+    x_lo, x_hi = 0.8, max(max(counts) * 1.5, 1000)
+    image_count_source = groups.count_source
+    training = image_count_source is None or image_count_source.startswith("training")
+    xlabel = "training images of the class (log)" if training else "images of the class (log; see note below)"
+    edges = group_edges(groups.thresholds)
+    bands = {"r": (x_lo, edges[0]), "c": edges, "f": (edges[1], x_hi)}
+    for k, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), k + 1)
+        for code, label in FREQUENCY_GROUPS:
+            lo, hi = bands[code]
+            ax.axvspan(lo, hi, color=GROUP_COLORS[code], alpha=0.08, lw=0)
+            group = [r for r in points[task] if r["frequency"] == code]
+            if group:
+                ax.scatter([max(r["train_image_count"], 1) for r in group], [r[f"AP_{task}"] for r in group],
+                           s=14, color=GROUP_COLORS[code], alpha=0.8, label=f"{label} (n={len(group)})")
+                mean = sum(r[f"AP_{task}"] for r in group) / len(group)
+                ax.hlines(mean, lo, hi, colors=GROUP_COLORS[code], linestyles="--", lw=1.5)
+                ax.text(math.sqrt(lo * hi), mean, f"AP{code}={mean:.1f}", ha="center", va="bottom", fontsize=8,
+                        color=GROUP_COLORS[code])
+        ax.set_xscale("log")
+        ax.set_xlim(x_lo, x_hi)
+        ax.set_ylim(-2, 102)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"AP {task} (%)")
+        ax.set_title(f"Per-class {task} AP vs training frequency")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    notes = [f"groups: {groups.source}"] + ([f"x: {image_count_source}"] if image_count_source else [])
+    fig.text(0.01, 0.01, "; ".join(notes), fontsize=7, color="gray")
+    fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=0.15, top=0.92, wspace=0.22)  # (tight_layout: ~1 s)
+    fig.savefig(path)
+    return True
+
+
+def write_per_class_outputs(rows, output_dir, groups, labelling=None):
+    """Write per_class_ap.json, per_class_ap.csv and per_class_ap.png to ``output_dir``;
+    returns the paths written."""
+    os.makedirs(output_dir, exist_ok=True)
+    paths = [os.path.join(output_dir, f"per_class_ap.{ext}") for ext in ("json", "csv", "png")]
+    write_per_class_json(rows, paths[0], groups, labelling)
+    write_per_class_csv(rows, paths[1])
+    if not plot_per_class_ap(rows, paths[2], groups):
+        paths.pop()
+    return paths

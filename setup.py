@@ -20,6 +20,7 @@ setup(
         "pycocotools",
         "lvis",
         "hotcoco",
+        "orjson",
         "matplotlib",
         "tabulate",
         "fvcore",

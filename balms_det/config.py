@@ -124,6 +124,9 @@ def _add_meta_reweighter_config(cfg):
     cfg.MODEL.BALMS.META_REWEIGHTER.BANK_BACKGROUND = 4096
     # "bank": ROIs per meta batch; 0 = as many as the training batch, with its foreground fraction.
     cfg.MODEL.BALMS.META_REWEIGHTER.META_ROIS = 0
+    # Meta loss: "plain" (paper: no prior adjustment, no weights) or "adjusted" (the training loss without
+    # weights: what the official instance-segmentation code computes, its logits being edited in place).
+    cfg.MODEL.BALMS.META_REWEIGHTER.META_LOSS = "plain"
     # Non-finite meta loss / hypergradient / theta: "raise" (stop, naming the iteration) or "skip".
     cfg.MODEL.BALMS.META_REWEIGHTER.ON_NONFINITE = "raise"
     # EventStorage scalars (meta loss; mean w over r/c/f; min/max w) every LOG_PERIOD iterations.
@@ -131,11 +134,14 @@ def _add_meta_reweighter_config(cfg):
 
 
 def _add_evaluation_config(cfg):
-    # LVIS-style evaluation (balms_det/evaluation/, build_lvis_evaluator).
+    # LVIS-style evaluation of COCO/LVIS-format sets (balms_eval/, balms_det/evaluation/, build_lvis_evaluator).
     cfg.TEST.LVIS_EVAL = CN()
-    # "fast" (hotcoco, Rust) or "lvis" (lvis-api, the slow reference); both give the same numbers.
+    # "fast" (hotcoco, Rust) or "lvis" (the slow references: lvis-api, pycocotools for exhaustive GT); same numbers.
     cfg.TEST.LVIS_EVAL.BACKEND = "fast"
     # Detections kept per image (highest scores, all classes) before AP, in detections; LVIS: 300.
     cfg.TEST.LVIS_EVAL.MAX_DETS_PER_IMAGE = 300
     # Print per-class AP tables and write per_class_ap.{json,csv,png} to the output dir.
     cfg.TEST.LVIS_EVAL.PER_CLASS = True
+    # [rare_max, common_max] training images per class (DATASETS.TRAIN) grouping categories that have no
+    # LVIS "frequency" into APr/APc/APf; LVIS: [10, 100] (rare 1-10, common 11-100, frequent > 100).
+    cfg.TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS = [10, 100]

@@ -8,6 +8,8 @@ LVIS-style results side by side (bbox / segm AP, APr, APc, APf; mean over seeds 
 Default configs: the lt_shapes softmax baseline vs Balanced Softmax (they differ only in the head).
 ``--iters N`` shortens the schedule: MAX_ITER N, LR steps at the same fractions as the config's.
 Runs already finished (``OUTPUT_DIR/metrics.json`` with final results) are not repeated.
+``--summary FILE`` also writes the per-seed results and the table as JSON (for later sessions / the README).
+Stage 2 (decoupled) configs from the same stage-1 weights: ``-- MODEL.WEIGHTS path/to/model_final.pth``.
 """
 import argparse
 import json
@@ -73,6 +75,7 @@ def main():
     ap.add_argument("--iters", type=int, default=0, help="shortened schedule (0 = the configs' own)")
     ap.add_argument("--num-gpus", type=int, default=1, help="processes per run (gloo on CPU)")
     ap.add_argument("--output", default=os.path.join(ROOT, "output", "compare_heads"))
+    ap.add_argument("--summary", default="", help="write per-seed results and the table to this JSON file")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="overrides for every run, after --")
     args = ap.parse_args()
     extra = [o for o in args.opts if o != "--"]
@@ -91,13 +94,21 @@ def main():
     print(f"\nseeds: {args.seeds}  schedule: {args.iters or 'as in config'} iterations  "
           f"(mean{' ± std' if len(args.seeds) > 1 else ''} over seeds)")
     print(f"{'config':42s} " + " ".join(f"{c:>12s}" for c in cols))
+    summary = {"seeds": args.seeds, "iters": args.iters or None, "overrides": extra, "configs": {}}
     for name, runs in table.items():
-        cells = []
+        cells, stats = [], {}
         for c in cols:
             v = [r.get(c, float("nan")) for r in runs]
+            stats[c] = {"mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else None, "per_seed": v}
             s = f"{statistics.mean(v):.1f}" + (f"±{statistics.stdev(v):.1f}" if len(v) > 1 else "")
             cells.append(f"{s:>12s}")
         print(f"{name:42s} " + " ".join(cells))
+        summary["configs"][name] = stats
+    if args.summary:
+        os.makedirs(os.path.dirname(os.path.abspath(args.summary)), exist_ok=True)
+        with open(args.summary, "w") as f:
+            json.dump(summary, f, indent=1)
+        print(f"summary written to {args.summary}")
 
 
 if __name__ == "__main__":

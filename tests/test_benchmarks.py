@@ -13,6 +13,19 @@ def test_bench_lvis_eval_runs_and_reports_parity(lvis_json, tmp_path):
     assert re.search(r"^target \(>= 20x.*bbox .*segm ", out, re.M), out
 
 
+def test_bench_lvis_eval_whole_process_and_scale_modes_run(lvis_json, tmp_path):
+    out = run_tool(["benchmarks/bench_lvis_eval.py", "--gt", lvis_json, "--dets-per-image", "10", "--repeats", "1",
+                    "--whole-process"], str(tmp_path)).stdout
+    m = re.search(r"^lvis-api process: [0-9.]+ s \| tools/lvis_eval.py: [0-9.]+ s \| ratio [0-9.]+x \| "
+                  r"max \|delta\| ([0-9.e+-]+)", out, re.M)
+    assert m and float(m.group(1)) <= 1e-6, out  # both processes give the same metrics
+    assert re.search(r"^target \(whole process >= 10x", out, re.M), out
+    out = run_tool(["benchmarks/bench_lvis_eval.py", "--gt", lvis_json, "--dets-per-image", "10", "--scale",
+                    "--replicate", "2"], str(tmp_path)).stdout
+    assert re.search(r"^scale: 200 images, 2,000 detections", out, re.M), out
+    assert re.search(r"s wall; peak RSS [0-9.]+ GB", out) and re.search(r"^target \(<= 4 GB", out, re.M), out
+
+
 def test_bench_head_speed_runs_every_loss_interleaved(datasets_dir):
     out = run_tool(["benchmarks/bench_head_speed.py", "--iters", "1", "--warmup", "0", "--size", "96",
                     "--cls-losses", "balanced_softmax", "seesaw:normed", "eqlv2", "--",

@@ -22,7 +22,7 @@ from torch import nn
 
 from balms_det import add_balms_config
 from conftest import tiny_detection_inputs
-from balms_det.data.samplers import ClassBalancedSampler, build_balms_train_loader
+from balms_det.data.samplers import ClassBalancedSampler, build_balms_train_loader, class_balanced_repeat_factors
 from balms_det.modeling import ClassifierReinitHook, apply_decoupled, reinit_classifier
 from balms_det.modeling.decoupled import freeze_except, freeze_frozen_batchnorm
 
@@ -201,3 +201,12 @@ def test_train_loader_honours_sampler_names(tmp_path):
     cfg.DATALOADER.SAMPLER_TRAIN = "NoSuchSampler"
     with pytest.raises(ValueError):
         build_balms_train_loader(cfg)
+
+
+def test_class_balanced_repeat_factors_of_the_official_meta_sampler():
+    def img(*cats, crowd=()):
+        return {"annotations": [{"category_id": c} for c in cats] + [{"category_id": c, "iscrowd": 1} for c in crowd]}
+
+    dicts = [img(0), img(0, 1, 1), img(0), img(), img(crowd=[2])]
+    # f(0) = 3/5, f(1) = 1/5 (crowd boxes do not count): r = max over the image's classes of 1/f(c), 1 if none
+    assert class_balanced_repeat_factors(dicts).tolist() == pytest.approx([5 / 3, 5.0, 5 / 3, 1.0, 1.0])

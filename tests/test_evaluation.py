@@ -1,5 +1,5 @@
-"""LVIS evaluation: the fast backend (hotcoco) equals lvis-api on real LVIS v0.5 ground truth and
-on the synthetic dataset; LVIS's federated rules; bad input gives errors naming the entry."""
+"""LVIS evaluation (balms_eval): the fast backend (hotcoco) equals lvis-api on real LVIS v0.5 ground
+truth and on the synthetic dataset; LVIS's federated rules; bad input gives errors naming the entry."""
 import copy
 import json
 import math
@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from balms_det.evaluation import METRICS, LVISGroundTruth, LVISResultsError, evaluate_lvis
-from balms_det.evaluation.backends import per_class_ap_from_precision
-from balms_det.evaluation.fake_detections import make_fake_lvis_detections
+from balms_eval import METRICS, LVISGroundTruth, LVISResultsError, evaluate_lvis
+from balms_eval.fake_detections import make_fake_lvis_detections
+from balms_eval.metrics import per_class_ap_from_precision
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # lvis-api: np.float, logger.warn
 
@@ -216,23 +216,6 @@ def test_non_uniform_results_are_read_entry_by_entry(lvis_gts, lvis_dict, fake_r
     assert_metrics_equal(evaluate_lvis(lvis_gts["fast"], odd + [poly], iou_type, check=False), fast, tol=0.0)
 
 
-def test_prepare_masks_turns_polygons_into_the_same_rles(lvis_json, lvis_dict):
-    from pycocotools import mask as mask_util
-
-    gt = LVISGroundTruth(lvis_json, "fast")
-    gt.prepare_masks()
-    gt.prepare_masks()  # idempotent
-    anns = {a["id"]: a for a in gt.api.load_anns(gt.api.get_ann_ids())}
-    imgs = {im["id"]: im for im in lvis_dict["images"]}
-    for a in lvis_dict["annotations"][:50]:
-        im = imgs[a["image_id"]]
-        rle = anns[a["id"]]["segmentation"]
-        assert isinstance(rle, dict) and rle["size"] == [im["height"], im["width"]]
-        assert anns[a["id"]]["area"] == a["area"]  # LVIS's area, not the mask's, stays
-        expected = mask_util.merge(mask_util.frPyObjects(a["segmentation"], im["height"], im["width"]))
-        assert rle["counts"] == expected["counts"].decode()
-
-
 # ---- synthetic dataset --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
@@ -255,8 +238,8 @@ def _unscored_category(lvis_dict, img):
 
 
 def test_prefilter_keeps_exactly_what_lvis_counts(lvis_gts, lvis_dict):
-    from balms_det.evaluation.backends import federated_keep
-    from balms_det.evaluation.columns import ResultColumns
+    from balms_eval.filtering import federated_keep
+    from balms_eval.reading import read_results
 
     img = next(im for im in lvis_dict["images"] if im["neg_category_ids"])
     pos = next(a for a in lvis_dict["annotations"] if a["image_id"] == img["id"])
@@ -271,7 +254,7 @@ def test_prefilter_keeps_exactly_what_lvis_counts(lvis_gts, lvis_dict):
     gt = lvis_gts["fast"]
 
     def kept(dets, max_dets):
-        columns = ResultColumns.from_results(dets, gt.images, gt.categories, "bbox")
+        columns = read_results(dets, gt.images, ("bbox",))
         return np.flatnonzero(federated_keep(gt, columns, max_dets)).tolist()
 
     assert kept(dets, -1) == [1, 2, 3]
@@ -323,3 +306,16 @@ def test_zero_area_detections_are_not_evaluated(lvis_gts, lvis_dict, iou_type):
     assert_metrics_equal(fast, ref)
     alone = evaluate_lvis(lvis_gts["fast"], dets[:1], iou_type)
     assert fast.per_class_ap[a["category_id"]] == alone.per_class_ap[a["category_id"]]
+
+
+def test_streamed_shards_equal_one_batch(lvis_gts, fake_results, monkeypatch):
+    # Above BATCH_MAX_DETECTIONS the fast backend feeds hotcoco's StreamingEval shard by shard
+    # (bounded memory at LVIS v1 val scale); here forced, with shards of 7 images.
+    from balms_eval import backends, evaluate
+
+    batch = evaluate(lvis_gts["fast"], fake_results)
+    monkeypatch.setattr(backends, "BATCH_MAX_DETECTIONS", 0)
+    monkeypatch.setattr(backends, "SHARD_IMAGES", 7)
+    streamed = evaluate(lvis_gts["fast"], fake_results)
+    for iou_type in ("bbox", "segm"):
+        assert_metrics_equal(streamed[iou_type], batch[iou_type], tol=1e-12)

@@ -1,5 +1,5 @@
-"""LVISEvaluator through process()/evaluate() with detectron2 Instances, build_lvis_evaluator from
-a config, and tools/lvis_eval.py as a subprocess."""
+"""LVISEvaluator through process()/evaluate() with detectron2 Instances (LVIS and COCO-format sets),
+build_lvis_evaluator from a config, and tools/lvis_eval.py as a subprocess (torch-free)."""
 import json
 import math
 import os
@@ -35,10 +35,11 @@ def dataset_name(lvis_json):
     return name
 
 
-def fake_model_outputs(lvis_dict, num_images=12, fps_per_image=10, seed=0):
+def fake_model_outputs(lvis_dict, num_images=12, fps_per_image=10, seed=0, contiguous=None):
     """(inputs, outputs) as a model would give them: jittered ground truth + random boxes, with
-    masks, contiguous 0-based classes (LVIS category id - 1)."""
+    masks, contiguous 0-based classes (``contiguous``: {category id: class}; default LVIS's id - 1)."""
     rng = np.random.default_rng(seed)
+    contiguous = contiguous or {c["id"]: c["id"] - 1 for c in lvis_dict["categories"]}
     images = sorted(lvis_dict["images"], key=lambda im: im["id"])[:num_images]
     inputs, outputs = [], []
     for img in images:
@@ -49,12 +50,12 @@ def fake_model_outputs(lvis_dict, num_images=12, fps_per_image=10, seed=0):
             x, y, bw, bh = a["bbox"]
             t = rng.normal(0, 0.05, 4) * [bw, bh, bw, bh]
             boxes.append([x + t[0], y + t[1], x + bw + t[2], y + bh + t[3]])
-            classes.append(a["category_id"] - 1)
+            classes.append(contiguous[a["category_id"]])
             masks.append(mask_util.decode(mask_util.merge(mask_util.frPyObjects(a["segmentation"], h, w))))
         for _ in range(fps_per_image):
             x0, y0 = rng.uniform(0, w - 50), rng.uniform(0, h - 50)
             boxes.append([x0, y0, x0 + 40, y0 + 40])
-            classes.append(int(rng.integers(0, 1230)))
+            classes.append(int(rng.integers(0, len(contiguous))))
             m = np.zeros((h, w), np.uint8)
             m[int(y0):int(y0) + 40, int(x0):int(x0) + 40] = 1
             masks.append(m)
@@ -119,7 +120,7 @@ def test_build_lvis_evaluator_from_config(dataset_name, lvis_dict, tmp_path):
 
 
 def test_cli_writes_metrics_in_percent(lvis_json, lvis_dict, tmp_path):
-    from balms_det.evaluation.fake_detections import make_fake_lvis_detections
+    from balms_eval.fake_detections import make_fake_lvis_detections
 
     results = make_fake_lvis_detections(lvis_dict, seed=5, dets_per_image=40)
     res_file = tmp_path / "model_results.json"
@@ -147,3 +148,96 @@ def test_cli_writes_metrics_in_percent(lvis_json, lvis_dict, tmp_path):
                            "--results", str(res_file)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0
     assert "results[3]" in proc.stderr and "category_id 0 is not a category" in proc.stderr
+
+
+def _as_coco(lvis_style_json, path):
+    """An LVIS-format file as plain COCO: no federated fields, no frequency or counts, category ids
+    3 * id + 5 (not 1..K, as COCO's own), every 10th instance a crowd region."""
+    data = json.loads(open(lvis_style_json).read())
+    new_id = {c["id"]: 3 * c["id"] + 5 for c in data["categories"]}
+    coco = {
+        "images": [{k: v for k, v in im.items() if k not in ("neg_category_ids", "not_exhaustive_category_ids")}
+                   for im in data["images"]],
+        "annotations": [dict(a, category_id=new_id[a["category_id"]], iscrowd=int(k % 10 == 9))
+                        for k, a in enumerate(data["annotations"])],
+        "categories": [{"id": new_id[c["id"]], "name": c["name"]} for c in data["categories"]],
+    }
+    path.write_text(json.dumps(coco))
+    return coco
+
+
+def test_coco_format_dataset_needs_only_build_lvis_evaluator(lt_shapes, tmp_path):
+    # A new user's script: COCO-format train/val registered the stock detectron2 way, training
+    # counts from cfg.DATASETS.TRAIN (no class_image_count: counted from the dicts), exhaustive rules.
+    from detectron2.data import DatasetCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    from balms_eval import image_counts_from_dataset
+
+    train_json, val_json = tmp_path / "train.json", tmp_path / "val.json"
+    train = _as_coco(lt_shapes["train_json"], train_json)
+    val = _as_coco(lt_shapes["val_json"], val_json)
+    register_coco_instances("coco_lt_train", {}, str(train_json), lt_shapes["train_images"])
+    register_coco_instances("coco_lt_val", {}, str(val_json), lt_shapes["val_images"])
+    cfg = get_cfg()
+    add_balms_config(cfg)
+    cfg.DATASETS.TRAIN = ("coco_lt_train",)
+    cfg.OUTPUT_DIR = str(tmp_path / "run")
+    ev = build_lvis_evaluator(cfg, "coco_lt_val")
+    DatasetCatalog.get("coco_lt_val")  # what building the test loader does (fills the id map)
+    id_map = MetadataCatalog.get("coco_lt_val").thing_dataset_id_to_contiguous_id
+    inputs, outputs = fake_model_outputs(val, num_images=40, fps_per_image=6, contiguous=id_map)
+    ev.reset()
+    for i in range(0, len(inputs), 8):
+        ev.process(inputs[i:i + 8], outputs[i:i + 8])
+    results = ev.evaluate()  # distributed=True in one process: the gather path
+    out = tmp_path / "run" / "inference"
+    saved = json.loads((out / "lvis_instances_results.json").read_text())
+    assert len(saved) == sum(len(o["instances"]) for o in outputs)
+    assert {r["category_id"] for r in saved} <= set(id_map)  # mapped back to the file's ids
+    counts = image_counts_from_dataset(train)
+    ref_gt = LVISGroundTruth(str(val_json), "lvis", image_counts=counts)  # pycocotools
+    assert ref_gt.labelling == "exhaustive"
+    for task in ("bbox", "segm"):
+        ref = evaluate_lvis(ref_gt, saved, task).metrics_percent()
+        for k in METRICS:
+            assert abs(results[task][k] - ref[k]) <= 1e-4 or (math.isnan(ref[k]) and math.isnan(results[task][k])), (task, k)
+        assert results[task]["AP50"] > 5.0 and not math.isnan(results[task]["APr"])
+    rows = json.loads((out / "per_class_ap.json").read_text())
+    assert rows["labelling"] == "exhaustive"
+    assert "training image counts" in rows["groups_source"] and "coco_lt_train" in rows["groups_source"]
+    assert {r["frequency"] for r in rows["categories"]} == {"r", "c", "f"}
+    by_id = {r["category_id"]: r for r in rows["categories"]}
+    assert all(by_id[c]["train_image_count"] == n for c, n in counts.items())
+
+
+def test_coco_format_dataset_without_training_counts_says_which_key(lt_shapes, tmp_path):
+    from detectron2.data.datasets import register_coco_instances
+
+    _as_coco(lt_shapes["val_json"], tmp_path / "val.json")
+    register_coco_instances("coco_lt_val_nocounts", {}, str(tmp_path / "val.json"), lt_shapes["val_images"])
+    cfg = get_cfg()
+    add_balms_config(cfg)
+    cfg.DATASETS.TRAIN = ()
+    with pytest.raises(ValueError, match="cfg.DATASETS.TRAIN"):
+        build_lvis_evaluator(cfg, "coco_lt_val_nocounts", str(tmp_path))
+
+
+def test_cli_on_coco_format_with_train_gt_imports_no_torch(lt_shapes, tmp_path):
+    from balms_eval.fake_detections import make_fake_lvis_detections
+
+    val = _as_coco(lt_shapes["val_json"], tmp_path / "val.json")
+    _as_coco(lt_shapes["train_json"], tmp_path / "train.json")
+    (tmp_path / "res.json").write_text(json.dumps(make_fake_lvis_detections(val, seed=1, dets_per_image=30)))
+    code = ("import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__'); "
+            "print('heavy modules:', sorted(m for m in ('torch', 'detectron2') if m in sys.modules))")
+    args = [sys.executable, "-c", code, os.path.join(REPO, "tools", "lvis_eval.py"), "--gt", str(tmp_path / "val.json"),
+            "--results", str(tmp_path / "res.json")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(args + ["--train-gt", str(tmp_path / "train.json"), "--frequency-thresholds", "5", "50"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "heavy modules: []" in proc.stdout
+    assert "exhaustive labelling" in proc.stdout and "rare <= 5 < common <= 50" in proc.stdout
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode != 0 and "pass --train-gt" in proc.stderr

@@ -1,6 +1,8 @@
 """A plain detectron2 DefaultTrainer script, in a directory outside this repository, trains with the
 Balanced Softmax heads from YAML after ``import balms_det`` and ``add_balms_config(cfg)``. It uses its
-own tiny custom dataset (registered in the script), with the class prior counted from its dicts."""
+own tiny custom dataset (registered in the script), with the class prior counted from its dicts.
+BALMS from such a script: the few lines of the README (a DefaultTrainer subclass that freezes all
+but the classifier and adds MetaReweighterHook)."""
 import json
 import math
 import os
@@ -62,6 +64,35 @@ SCRIPT = textwrap.dedent(
     '''
 )
 
+# The README's "DefaultTrainer subclass" for BALMS, as a user would paste it.
+BALMS_TRAINER = textwrap.dedent(
+    """
+    from balms_det.engine import MetaReweighterHook
+    from balms_det.modeling import apply_decoupled
+
+
+    class Trainer(DefaultTrainer):
+        @classmethod
+        def build_model(cls, cfg):
+            return apply_decoupled(super().build_model(cfg), cfg)  # stage 2: only the classifier trains
+
+        def build_hooks(self):
+            hooks = super().build_hooks()
+            if self.cfg.MODEL.BALMS.META_REWEIGHTER.ENABLED:
+                hooks.insert(1, MetaReweighterHook(self.cfg))  # after IterationTimer, before the writers
+            return hooks
+
+
+    trainer = Trainer(cfg)
+    """
+)
+BALMS_KEYS = """
+    DECOUPLED:
+      ENABLED: True
+    META_REWEIGHTER:
+      ENABLED: True
+      LOG_PERIOD: 1"""
+
 YAML = textwrap.dedent(
     """
     MODEL:
@@ -103,7 +134,7 @@ YAML = textwrap.dedent(
         CLS_LOSS: "{loss}"
         PRIOR:
           SOURCE: "dataset"
-          COUNT: "instance_count"
+          COUNT: "instance_count"{balms}
     DATASETS:
       TRAIN: ("my_train",)
       TEST: ()
@@ -132,7 +163,7 @@ YAML = textwrap.dedent(
 def test_plain_default_trainer_script_outside_repo(tmp_path, head, loss):
     assert not str(tmp_path).startswith(ROOT)
     (tmp_path / "train.py").write_text(SCRIPT)
-    (tmp_path / "cfg.yaml").write_text(YAML.format(head=head, loss=loss, agnostic="Cascade" in head))
+    (tmp_path / "cfg.yaml").write_text(YAML.format(head=head, loss=loss, agnostic="Cascade" in head, balms=""))
     env = dict(os.environ, OMP_NUM_THREADS="1")
     env.pop("PYTHONPATH", None)  # balms_det must come from the installed package, not the cwd
     proc = subprocess.run(
@@ -149,3 +180,19 @@ def test_plain_default_trainer_script_outside_repo(tmp_path, head, loss):
     key = "loss_cls" if "Cascade" not in head else "loss_cls_stage0"
     losses = [m for m in metrics if key in m]
     assert losses and all(math.isfinite(m[key]) and math.isfinite(m["total_loss"]) for m in losses)
+
+
+def test_balms_from_a_default_trainer_subclass_outside_repo(tmp_path):
+    (tmp_path / "train.py").write_text(SCRIPT.replace("trainer = DefaultTrainer(cfg)\n", BALMS_TRAINER))
+    (tmp_path / "cfg.yaml").write_text(
+        YAML.format(head="BalancedSoftmaxROIHeads", loss="balanced_softmax", agnostic=False,
+                    balms=BALMS_KEYS))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "train.py", "cfg.yaml"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = [json.loads(l) for l in (tmp_path / "out" / "metrics.json").read_text().splitlines()]
+    assert any("meta/loss" in m and "meta/w_max" in m for m in metrics), metrics
+    rows = json.loads((tmp_path / "out" / "meta_weights.json").read_text())["classes"]
+    assert [r["name"] for r in rows] == ["a", "b", "c"]

@@ -3,47 +3,56 @@ frequency group, and ``meta_weights.{json,csv,png}`` (weight against training im
 bands, like ``per_class_ap.png``)."""
 import csv
 import json
+import logging
 import math
 import os
 
 from detectron2.data import MetadataCatalog
 
-from ..evaluation.per_class import FREQUENCY_GROUPS, GROUP_COLORS, GROUP_EDGES
+from balms_eval.groups import check_thresholds, group_of
+from balms_eval.per_class import FREQUENCY_GROUPS, GROUP_COLORS, group_edges
 from ..modeling.priors import class_prior_from_config
 
-__all__ = ["class_table", "frequency_group", "weight_summary", "write_meta_weights"]
+__all__ = ["class_table", "weight_summary", "write_meta_weights"]
+
+logger = logging.getLogger(__name__)
 
 COLUMNS = ("stage", "contiguous_id", "category_id", "name", "frequency", "train_image_count", "theta", "weight")
 
 
-def frequency_group(image_count):
-    """LVIS's group of a class with ``image_count`` training images: 'r' (<= 10), 'c' (<= 100), 'f'."""
-    return "r" if image_count < GROUP_EDGES[0] else ("c" if image_count < GROUP_EDGES[1] else "f")
-
-
 def _training_image_counts(cfg, predictor):
+    """Training images per class: the predictor's own prior when it is one (no second read of the
+    dataset), else MODEL.BALMS.PRIOR's source, else counted from the registered training dicts."""
     if cfg.MODEL.BALMS.PRIOR.COUNT == "image_count" and "class_counts" in predictor.state_dict(keep_vars=True):
-        return predictor.class_counts  # the predictor's own prior: no second read of the dataset
+        return predictor.class_counts
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"
-    return class_prior_from_config(cfg).counts
+    try:
+        return class_prior_from_config(cfg).counts
+    except ValueError as e:
+        logger.warning(f"Meta weights report: {e}; counting training images from the dataset dicts")
+        cfg.MODEL.BALMS.PRIOR.SOURCE = "dataset"
+        return class_prior_from_config(cfg).counts
 
 
 def class_table(cfg, predictor):
-    """``{"name", "category_id", "train_image_count", "frequency"}``, lists in contiguous-id order, for
-    the classes of ``cfg.DATASETS.TRAIN[0]`` (ids and names from its metadata where it has them)."""
+    """``{"name", "category_id", "train_image_count", "frequency", "thresholds"}``, lists in contiguous-id
+    order, for the classes of ``cfg.DATASETS.TRAIN[0]`` (ids and names from its metadata where it has
+    them); groups by training images and ``TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS``, as the evaluator's."""
     k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
     meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]) if cfg.DATASETS.TRAIN else None
     names = list(meta.get("thing_classes", [])) if meta is not None else []
     id_map = dict(meta.get("thing_dataset_id_to_contiguous_id", {})) if meta is not None else {}
     to_dataset = {c: d for d, c in id_map.items()}
     counts = [float(c) for c in _training_image_counts(cfg, predictor).tolist()]
+    thresholds = check_thresholds(cfg.TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS)
     return {
         "name": [names[i] if i < len(names) else str(i) for i in range(k)],
         "category_id": [to_dataset.get(i, i) for i in range(k)],
         "train_image_count": counts,
-        "frequency": [frequency_group(c) for c in counts],
+        "frequency": [group_of(c, thresholds) for c in counts],
+        "thresholds": thresholds,
     }
 
 
@@ -72,14 +81,15 @@ def _rows(classes, reweighters):
     return rows
 
 
-def _plot(rows, path, num_stages):
+def _plot(rows, path, num_stages, thresholds):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure  # Agg canvas, no pyplot
 
     fig = Figure(figsize=(6.5 * num_stages, 4.5), dpi=110)
     FigureCanvasAgg(fig)
     x_hi = max(max(max(r["train_image_count"], 1) for r in rows) * 1.5, 1000)
-    bands = {"r": (0.8, GROUP_EDGES[0]), "c": GROUP_EDGES, "f": (GROUP_EDGES[1], x_hi)}
+    edges = group_edges(thresholds)
+    bands = {"r": (0.8, edges[0]), "c": edges, "f": (edges[1], x_hi)}
     for stage in range(num_stages):
         ax = fig.add_subplot(1, num_stages, stage + 1)
         for code, label in FREQUENCY_GROUPS:
@@ -118,5 +128,5 @@ def write_meta_weights(output_dir, classes, reweighters, iteration=None):
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    _plot(rows, paths[2], len(reweighters))
+    _plot(rows, paths[2], len(reweighters), classes["thresholds"])
     return paths

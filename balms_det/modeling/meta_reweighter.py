@@ -39,6 +39,7 @@ import torch.distributed as dist
 from detectron2.utils import comm
 from torch import nn
 from torch.func import functional_call, jvp, vjp
+from torch.nn import functional as F
 
 from .roi_feature_bank import ROIFeatureBank
 
@@ -127,6 +128,27 @@ def roi_loss_weights(theta, gt_classes, num_classes):
     return torch.where(fg, w * fg.sum() / denom, torch.ones_like(w))
 
 
+def _logits(classifier, params, x):
+    if type(classifier) is nn.Linear:
+        return F.linear(x, params["weight"], params.get("bias"))
+    return functional_call(classifier, params, (x,))
+
+
+def _linearization(classifier, params, x):
+    """``(z, pullback, pushforward)`` of ``z = classifier(x)`` at ``params``: the logits, the
+    vector-Jacobian product (dz -> {name: grad}) and the Jacobian-vector product ({name: tangent} ->
+    dz). Closed forms for ``nn.Linear`` (z = x W^T + b), ``torch.func`` for any other classifier."""
+    if type(classifier) is nn.Linear:
+        has_bias = params.get("bias") is not None
+
+        def pullback(dz):
+            return {"weight": dz.t() @ x, **({"bias": dz.sum(0)} if has_bias else {})}
+
+        return _logits(classifier, params, x), pullback, lambda t: F.linear(x, t["weight"], t.get("bias"))
+    z, vjp_fn = vjp(lambda p: functional_call(classifier, p, (x,)), params)
+    return z, lambda dz: vjp_fn(dz)[0], lambda t: jvp(lambda p: functional_call(classifier, p, (x,)), (params,), (t,))[1]
+
+
 def meta_hypergradient(
     theta: torch.Tensor,
     classifier: torch.nn.Module,
@@ -157,29 +179,24 @@ def meta_hypergradient(
     num_classes = theta.numel()
     n = max(gt_classes.numel(), 1)
     params = {k: v.detach() for k, v in params.items()}
-
-    def logits(p, x):
-        return functional_call(classifier, p, (x,))
-
     with torch.enable_grad():
-        z, pullback = vjp(lambda p: logits(p, features), params)
+        z, pullback, pushforward = _linearization(classifier, params, features)
         z = z.detach().requires_grad_()
         (delta,) = torch.autograd.grad(roi_loss_fn(z, gt_classes).sum(), z)
         c = roi_loss_weights(theta.detach(), gt_classes, num_classes)
-        (grads,) = pullback(delta * (c / n).unsqueeze(1))
+        grads = pullback(delta * (c / n).unsqueeze(1))
 
         moved = {
             k: (rules[k].step(p, grads[k]) if rules.get(k) else p).detach().requires_grad_()
             for k, p in params.items()
         }
-        meta_loss = meta_loss_fn(logits(moved, meta_features), meta_classes)
+        meta_loss = meta_loss_fn(_logits(classifier, moved, meta_features), meta_classes)
         meta_grads = torch.autograd.grad(meta_loss, list(moved.values()), allow_unused=True)
         tangent = {
             k: (torch.zeros_like(p) if g is None or not rules.get(k) else rules[k].grad_factor() * g)
             for (k, p), g in zip(params.items(), meta_grads)
         }
-        _, u = jvp(lambda p: logits(p, features), (params,), (tangent,))
-        dm_dc = -(delta * u).sum(dim=1) / n
+        dm_dc = -(delta * pushforward(tangent)).sum(dim=1) / n
 
         th = theta.detach().clone().requires_grad_()
         (dtheta,) = torch.autograd.grad(roi_loss_weights(th, gt_classes, num_classes), th, dm_dc)
@@ -202,7 +219,20 @@ def adam_step_(param, grad, exp_avg, exp_avg_sq, step, lr, betas=(0.9, 0.999), e
     return param
 
 
+def _mean_over_ranks_with_data(loss, dtheta, have):
+    """(loss, dtheta) averaged over the DDP ranks that had a meta batch (``have``), by one
+    all-reduce; every rank gets the same result. None when no rank had one."""
+    packed = torch.cat([dtheta * have, (loss * have).view(1), loss.new_full((1,), float(have))])
+    if comm.get_world_size() > 1:
+        dist.all_reduce(packed)
+    ranks = packed[-1].item()
+    if ranks == 0:
+        return None
+    return packed[-2] / ranks, packed[:-2] / ranks
+
+
 META_SOURCES = ("bank", "images")
+META_LOSSES = ("plain", "adjusted")
 NONFINITE_ACTIONS = ("raise", "skip")
 
 
@@ -235,7 +265,7 @@ class MetaReweighter(nn.Module):
     """
 
     def __init__(self, num_classes, feature_dim, *, lr=0.01, source="bank", bank_per_class=16,
-                 bank_background=4096, meta_rois=0, on_nonfinite="raise"):
+                 bank_background=4096, meta_rois=0, meta_loss="plain", on_nonfinite="raise"):
         """
         Args:
             num_classes: K foreground classes.
@@ -245,18 +275,25 @@ class MetaReweighter(nn.Module):
             bank_per_class, bank_background: :class:`ROIFeatureBank` sizes (``source="bank"``).
             meta_rois: ROIs per meta batch drawn from the bank; 0 = as many as the training batch,
                 with its foreground/background split.
+            meta_loss: one of :data:`META_LOSSES`, read by the box predictor: ``"plain"`` (the paper:
+                no prior adjustment, no weights) or ``"adjusted"`` (the training loss without weights:
+                what the official instance-segmentation code computes, because its sigmoid-variant
+                loss edits the logits in place before the meta loss reads them).
             on_nonfinite: ``"raise"`` (stop training) or ``"skip"`` (log and skip the meta step)
                 when the meta loss, the hypergradient or theta is not finite.
         """
         super().__init__()
         if source not in META_SOURCES:
             raise ValueError(f"Unknown meta batch source {source!r}; expected one of {META_SOURCES}")
+        if meta_loss not in META_LOSSES:
+            raise ValueError(f"Unknown META_LOSS {meta_loss!r}; expected one of {META_LOSSES}")
         if on_nonfinite not in NONFINITE_ACTIONS:
             raise ValueError(f"Unknown ON_NONFINITE {on_nonfinite!r}; expected one of {NONFINITE_ACTIONS}")
         self.num_classes = num_classes
         self.lr = float(lr)
         self.source = source
         self.meta_rois = int(meta_rois)
+        self.meta_loss = meta_loss
         self.on_nonfinite = on_nonfinite
         self.register_buffer("theta", torch.zeros(num_classes))
         self.register_buffer("adam_exp_avg", torch.zeros(num_classes))
@@ -289,6 +326,8 @@ class MetaReweighter(nn.Module):
         for ``roi_loss_fn`` / ``meta_loss_fn``.
         """
         inputs, self._inputs = self._inputs, None
+        if inputs is None and not torch.is_grad_enabled():  # e.g. PreciseBN's forwards: no training step
+            return roi_loss_weights(self.theta, gt_classes, self.num_classes)
         if inputs is None:
             raise RuntimeError(
                 "MetaReweighter.step() without prepare(): training with MODEL.BALMS.META_REWEIGHTER "
@@ -319,29 +358,24 @@ class MetaReweighter(nn.Module):
 
     def _meta_step(self, inputs, classifier, features, gt_classes, roi_loss_fn, meta_loss_fn):
         meta_x, meta_y = self._meta_batch(gt_classes)
-        have = float(meta_y.numel() > 0)
         loss, dtheta = features.new_zeros(()), features.new_zeros(self.num_classes)
-        if have:
-            params = dict(classifier.named_parameters())
+        if meta_y.numel():
             loss, dtheta = meta_hypergradient(
-                self.theta.to(features.dtype), classifier, params, inputs.rules, features, gt_classes,
-                roi_loss_fn, meta_x.to(features.dtype), meta_y, meta_loss_fn,
+                self.theta.to(features.dtype), classifier, dict(classifier.named_parameters()), inputs.rules,
+                features, gt_classes, roi_loss_fn, meta_x.to(features.dtype), meta_y, meta_loss_fn,
             )
-        packed = torch.cat([dtheta.float() * have, (loss.float() * have).view(1), loss.new_full((1,), have).float()])
-        if comm.get_world_size() > 1:
-            dist.all_reduce(packed)
-        ranks = packed[-1].item()
-        if ranks == 0:
+        averaged = _mean_over_ranks_with_data(loss.float(), dtheta.float(), bool(meta_y.numel()))
+        if averaged is None:  # no rank had a meta batch (the bank's first iteration)
             return
-        dtheta, loss = packed[:-2] / ranks, packed[-2] / ranks
+        loss, dtheta = averaged
         if not (torch.isfinite(loss) and torch.isfinite(dtheta).all()):
             return self._nonfinite(inputs.iteration, "meta loss or hypergradient", loss, dtheta)
-        previous = [b.clone() for b in (self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step)]
-        adam_step_(self.theta, dtheta.to(self.theta), self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step, self.lr)
-        if not torch.isfinite(self.theta).all():
-            for buf, old in zip((self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step), previous):
-                buf.copy_(old)
+        state = [b.clone() for b in (self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step)]
+        adam_step_(state[0], dtheta.to(state[0]), *state[1:], lr=self.lr)
+        if not torch.isfinite(state[0]).all():
             return self._nonfinite(inputs.iteration, "theta after the Adam step", loss, dtheta)
+        for buf, new in zip((self.theta, self.adam_exp_avg, self.adam_exp_avg_sq, self.adam_step), state):
+            buf.copy_(new)
         self.last_meta_loss.copy_(loss)
         self.last_hypergrad.copy_(dtheta)
 

@@ -108,7 +108,7 @@ def meta_reweighter_from_config(cfg, input_shape):
     return MetaReweighter(
         cfg.MODEL.ROI_HEADS.NUM_CLASSES, feature_dim, lr=m.LR, source=m.META_SOURCE,
         bank_per_class=m.BANK_PER_CLASS, bank_background=m.BANK_BACKGROUND, meta_rois=m.META_ROIS,
-        on_nonfinite=m.ON_NONFINITE,
+        meta_loss=m.META_LOSS, on_nonfinite=m.ON_NONFINITE,
     )
 
 
@@ -374,9 +374,10 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         if self.meta_reweighter is None:
             return None
         features, self._box_features = self._box_features, None
+        plain = self.meta_reweighter.meta_loss == "plain"
         return self.meta_reweighter.step(
             self.cls_score, features, gt_classes, self.per_roi_classification_loss,
-            self.plain_classification_loss,
+            self.plain_classification_loss if plain else self.classification_loss,
         )
 
     @torch.no_grad()

@@ -3,31 +3,16 @@
 In decoupled training (stage 2) the trunk and box head are frozen, so a ROI's box feature never goes
 stale: features kept from earlier iterations are exactly what the detector would compute for those
 ROIs now. The bank keeps, as ring buffers, the last ``per_class`` foreground features of every class
-and the last ``background`` background features. :meth:`sample` draws a meta batch without a second
-forward pass: foreground ROIs class-balanced (a class uniformly among the classes the bank holds, then
-one of its stored features uniformly), background ROIs uniformly. The buffers are saved in
-checkpoints, so ``--resume`` continues with the same bank.
+and the last ``background`` background features (one flat buffer, one ring per label, so that adding
+a batch is a handful of tensor operations whatever the number of classes). :meth:`sample` draws a
+meta batch without a second forward pass: foreground ROIs class-balanced (a class uniformly among
+the classes the bank holds, then one of its stored features uniformly), background ROIs uniformly.
+The buffers are saved in checkpoints, so ``--resume`` continues with the same bank.
 """
 import torch
 from torch import nn
 
 __all__ = ["ROIFeatureBank"]
-
-
-def _ring_write(store, ptr, rows, values):
-    """Write ``values`` (one per entry of ``rows``, in stream order) into the ring buffers
-    ``store[rows]`` at each row's write pointer; of more than ``capacity`` values for one row only the
-    last ``capacity`` are written. Updates ``ptr`` (per row) in place; returns the counts per row."""
-    capacity = store.shape[1]
-    rows, order = torch.sort(rows, stable=True)
-    counts = torch.bincount(rows, minlength=store.shape[0])
-    starts = counts.cumsum(0) - counts
-    rank = torch.arange(rows.numel(), device=rows.device) - starts[rows]
-    keep = rank >= counts[rows] - capacity
-    slot = (ptr[rows] + rank) % capacity
-    store[rows[keep], slot[keep]] = values[order[keep]].to(store.dtype)
-    ptr.copy_((ptr + counts) % capacity)
-    return counts
 
 
 def _uniform_below(n):
@@ -48,38 +33,39 @@ class ROIFeatureBank(nn.Module):
         if per_class < 1 or background < 1:
             raise ValueError("ROIFeatureBank needs per_class >= 1 and background >= 1")
         self.num_classes = num_classes
-        self.register_buffer("fg_features", torch.zeros(num_classes, per_class, feature_dim))
-        self.register_buffer("fg_count", torch.zeros(num_classes, dtype=torch.long))
-        self.register_buffer("fg_ptr", torch.zeros(num_classes, dtype=torch.long))
-        self.register_buffer("bg_features", torch.zeros(1, background, feature_dim))
-        self.register_buffer("bg_count", torch.zeros(1, dtype=torch.long))
-        self.register_buffer("bg_ptr", torch.zeros(1, dtype=torch.long))
+        capacity = torch.tensor([per_class] * num_classes + [background])
+        self.register_buffer("capacity", capacity, persistent=False)  # ring size per label
+        self.register_buffer("offset", capacity.cumsum(0) - capacity, persistent=False)  # ring start
+        self.register_buffer("features", torch.zeros(int(capacity.sum()), feature_dim))
+        self.register_buffer("count", torch.zeros(num_classes + 1, dtype=torch.long))  # filled slots
+        self.register_buffer("ptr", torch.zeros(num_classes + 1, dtype=torch.long))  # next write
 
     @torch.no_grad()
-    def add(self, features, gt_classes):
-        """Store (N, D) ``features`` with labels (N,) ``gt_classes`` (the training batch's ROIs)."""
-        fg = gt_classes < self.num_classes
-        counts = _ring_write(self.fg_features, self.fg_ptr, gt_classes[fg], features[fg])
-        self.fg_count.copy_((self.fg_count + counts).clamp(max=self.fg_features.shape[1]))
-        bg_rows = torch.zeros(int((~fg).sum()), dtype=torch.long, device=gt_classes.device)
-        counts = _ring_write(self.bg_features, self.bg_ptr, bg_rows, features[~fg])
-        self.bg_count.copy_((self.bg_count + counts).clamp(max=self.bg_features.shape[1]))
+    def add(self, features, labels):
+        """Store (N, D) ``features`` with labels (N,) (the training batch's ROIs, in stream order);
+        of more than a ring's size of one label only the last ones are written."""
+        labels, order = torch.sort(labels, stable=True)
+        counts = torch.bincount(labels, minlength=self.num_classes + 1)
+        rank = torch.arange(labels.numel(), device=labels.device) - (counts.cumsum(0) - counts)[labels]
+        capacity = self.capacity[labels]
+        keep = rank >= counts[labels] - capacity
+        slot = self.offset[labels] + (self.ptr[labels] + rank) % capacity
+        self.features[slot[keep]] = features[order[keep]].to(self.features.dtype)
+        self.ptr.copy_((self.ptr + counts) % self.capacity)
+        self.count.copy_(torch.minimum(self.count + counts, self.capacity))
 
     @torch.no_grad()
     def sample(self, num_fg, num_bg):
         """A meta batch: ``(features (M, D), labels (M,))`` with up to ``num_fg`` foreground ROIs drawn
         class-balanced and ``num_bg`` background ROIs (fewer only if the bank holds none of a kind)."""
-        device = self.fg_features.device
-        classes = self.fg_count.nonzero().flatten()
+        classes = self.count[: self.num_classes].nonzero().flatten()
         num_fg = num_fg if classes.numel() else 0
-        num_bg = num_bg if int(self.bg_count) else 0
-        cls = classes[torch.randint(classes.numel() or 1, (num_fg,), device=device)]
-        slot = _uniform_below(self.fg_count[cls])
-        bg_slot = _uniform_below(self.bg_count.expand(num_bg))
-        features = torch.cat([self.fg_features[cls, slot], self.bg_features[0, bg_slot]])
-        labels = torch.cat([cls, torch.full((num_bg,), self.num_classes, dtype=torch.long, device=device)])
-        return features, labels
+        num_bg = num_bg if int(self.count[-1]) else 0
+        picked = classes[torch.randint(classes.numel() or 1, (num_fg,), device=classes.device)]
+        labels = torch.cat([picked, picked.new_full((num_bg,), self.num_classes)])
+        slot = self.offset[labels] + _uniform_below(self.count[labels])
+        return self.features[slot], labels
 
     def num_stored(self):
         """(foreground features, background features) currently held."""
-        return int(self.fg_count.sum()), int(self.bg_count.sum())
+        return int(self.count[: self.num_classes].sum()), int(self.count[-1])

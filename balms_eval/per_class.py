@@ -5,24 +5,32 @@ import json
 import math
 import os
 
+from .groups import LVIS_THRESHOLDS
+
 FREQUENCY_GROUPS = (("r", "rare"), ("c", "common"), ("f", "frequent"))
-# LVIS frequency groups by number of training images: rare 1-10, common 11-100, frequent > 100.
-GROUP_EDGES = (10.5, 100.5)
 GROUP_COLORS = {"r": "#d62728", "c": "#ff7f0e", "f": "#1f77b4"}
 COLUMNS = ("category_id", "name", "frequency", "train_image_count", "AP_bbox", "AP_segm")
+
+
+def group_edges(thresholds):
+    """Where the groups meet on a training-image axis: (rare_max + 0.5, common_max + 0.5)."""
+    return (thresholds[0] + 0.5, thresholds[1] + 0.5)
+
+
+GROUP_EDGES = group_edges(LVIS_THRESHOLDS)  # LVIS's (10.5, 100.5)
 
 
 def _percent_or_none(value):
     return None if value is None or math.isnan(value) else value * 100.0
 
 
-def per_class_rows(categories, ap_by_task, image_counts=None):
+def per_class_rows(categories, ap_by_task, groups):
     """One row per ground-truth category, sorted by id.
 
     Args:
-        categories: {category id: LVIS category dict with "name" and "frequency"}.
+        categories: {category id: category dict with "name"}.
         ap_by_task: {"bbox"|"segm": {category id: AP fraction or NaN}}.
-        image_counts: {category id: training images}, or None where unknown.
+        groups: the categories' :class:`~.groups.FrequencyGroups` (group and training images).
     Returns:
         list of dicts with :data:`COLUMNS`; APs in percent, None where the category has no
         ground truth in the evaluated set or the task was not evaluated.
@@ -30,11 +38,11 @@ def per_class_rows(categories, ap_by_task, image_counts=None):
     rows = []
     for cat_id in sorted(categories):
         cat = categories[cat_id]
-        count = None if image_counts is None else image_counts.get(cat_id)
+        count = None if groups.image_counts is None else groups.image_counts.get(cat_id)
         rows.append({
             "category_id": cat_id,
             "name": cat.get("name", str(cat_id)),
-            "frequency": cat.get("frequency"),
+            "frequency": groups.of.get(cat_id),
             "train_image_count": None if count is None else int(count),
             "AP_bbox": _percent_or_none(ap_by_task.get("bbox", {}).get(cat_id)),
             "AP_segm": _percent_or_none(ap_by_task.get("segm", {}).get(cat_id)),
@@ -47,9 +55,10 @@ def evaluated_rows(rows):
     return [r for r in rows if r["AP_bbox"] is not None or r["AP_segm"] is not None]
 
 
-def write_per_class_json(rows, path, image_count_source=None):
+def write_per_class_json(rows, path, groups, labelling=None):
     with open(path, "w") as f:
-        json.dump({"image_count_source": image_count_source, "ap_unit": "percent", "categories": rows}, f, indent=1)
+        json.dump({"groups_source": groups.source, "image_count_source": groups.count_source, "labelling": labelling,
+                   "ap_unit": "percent", "categories": rows}, f, indent=1)
 
 
 def write_per_class_csv(rows, path):
@@ -60,9 +69,9 @@ def write_per_class_csv(rows, path):
             writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
 
 
-def format_per_class_tables(rows, image_count_source=None):
+def format_per_class_tables(rows, groups, labelling=None):
     """Text tables, one per frequency group, of the categories with ground truth in the set,
-    ordered by training-image count (most first)."""
+    ordered by training-image count (most first), then where the groups and counts come from."""
     from tabulate import tabulate
 
     def fmt(v):
@@ -83,12 +92,21 @@ def format_per_class_tables(rows, image_count_source=None):
             headers=["category", "id", "#images", "AP bbox", "AP segm"], tablefmt="pipe",
         )
         out.append(f"{title}:\n{table}")
-    if image_count_source:
-        out.append(f"(#images: {image_count_source})")
+    notes = [f"groups: {groups.source}"] + ([f"#images: {groups.count_source}"] if groups.count_source else [])
+    if labelling:
+        notes.append(f"labelling: {describe_labelling(labelling)}")
+    out.append("\n".join(f"({n})" for n in notes))
     return "\n\n".join(out)
 
 
-def plot_per_class_ap(rows, path, image_count_source=None):
+def describe_labelling(labelling):
+    """How the ground truth's labelling was scored, in words."""
+    if labelling == "federated":
+        return "federated (LVIS: neg_category_ids / not_exhaustive_category_ids rules)"
+    return "exhaustive (COCO: every detection of a class absent from its image is a false positive; crowd ignored)"
+
+
+def plot_per_class_ap(rows, path, groups):
     """PNG of per-class AP (y, percent) against training-image count (x, log), one panel per
     task, points coloured by LVIS frequency group, r/c/f bands shaded with each group's mean AP.
     Returns False (and writes nothing) when no category has both a count and an AP."""
@@ -103,9 +121,11 @@ def plot_per_class_ap(rows, path, image_count_source=None):
     FigureCanvasAgg(fig)
     counts = [max(r["train_image_count"], 1) for t in tasks for r in points[t]]
     x_lo, x_hi = 0.8, max(max(counts) * 1.5, 1000)
+    image_count_source = groups.count_source
     training = image_count_source is None or image_count_source.startswith("training")
     xlabel = "training images of the class (log)" if training else "images of the class (log; see note below)"
-    bands = {"r": (x_lo, GROUP_EDGES[0]), "c": GROUP_EDGES, "f": (GROUP_EDGES[1], x_hi)}
+    edges = group_edges(groups.thresholds)
+    bands = {"r": (x_lo, edges[0]), "c": edges, "f": (edges[1], x_hi)}
     for k, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), k + 1)
         for code, label in FREQUENCY_GROUPS:
@@ -127,20 +147,20 @@ def plot_per_class_ap(rows, path, image_count_source=None):
         ax.set_title(f"Per-class {task} AP vs training frequency")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
-    if image_count_source:
-        fig.text(0.01, 0.01, f"x: {image_count_source}", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    notes = [f"groups: {groups.source}"] + ([f"x: {image_count_source}"] if image_count_source else [])
+    fig.text(0.01, 0.01, "; ".join(notes), fontsize=7, color="gray")
+    fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=0.15, top=0.92, wspace=0.22)  # (tight_layout: ~1 s)
     fig.savefig(path)
     return True
 
 
-def write_per_class_outputs(rows, output_dir, image_count_source=None):
+def write_per_class_outputs(rows, output_dir, groups, labelling=None):
     """Write per_class_ap.json, per_class_ap.csv and per_class_ap.png to ``output_dir``;
     returns the paths written."""
     os.makedirs(output_dir, exist_ok=True)
     paths = [os.path.join(output_dir, f"per_class_ap.{ext}") for ext in ("json", "csv", "png")]
-    write_per_class_json(rows, paths[0], image_count_source)
+    write_per_class_json(rows, paths[0], groups, labelling)
     write_per_class_csv(rows, paths[1])
-    if not plot_per_class_ap(rows, paths[2], image_count_source):
+    if not plot_per_class_ap(rows, paths[2], groups):
         paths.pop()
     return paths

@@ -7,7 +7,7 @@ categories (which LVIS's federated rules do not count). Scores are distinct rand
 """
 import numpy as np
 
-from .columns import polygons_to_rle
+from .reading import polygons_to_rle
 
 
 def _box_polygon(x, y, bw, bh):

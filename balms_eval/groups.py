@@ -1,0 +1,93 @@
+"""Frequency groups (rare / common / frequent) of the categories, and where they come from.
+
+LVIS files carry each category's group (``frequency``: "r", "c", "f", set by LVIS from its
+training split). Other datasets (COCO format, any detectron2 dataset) get theirs from the number of
+TRAINING images of each class and LVIS's rule: rare 1-10 images, common 11-100, frequent > 100
+(thresholds (10, 100), configurable; a class with no training image is rare).
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+LVIS_THRESHOLDS = (10, 100)
+FREQUENCIES = ("r", "c", "f")
+
+
+@dataclass
+class FrequencyGroups:
+    """``of``: {category id: "r" | "c" | "f"}; ``source``: where the groups come from (written
+    into the per-class outputs); ``image_counts``: {category id: training images} for the
+    per-class outputs, or None; ``count_source``: where those counts come from; ``thresholds``: the
+    (rare_max, common_max) training images of the groups (LVIS's for LVIS's own groups)."""
+
+    of: dict
+    source: str
+    image_counts: Optional[dict] = None
+    count_source: Optional[str] = None
+    thresholds: tuple = LVIS_THRESHOLDS
+
+
+def check_thresholds(thresholds):
+    """``(rare_max, common_max)``: two whole numbers of images, 0 <= rare_max < common_max."""
+    try:
+        rare_max, common_max = (int(t) for t in thresholds)
+        ok = all(float(t) == int(t) for t in thresholds) and 0 <= rare_max < common_max
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(f"Frequency thresholds must be two whole numbers of training images [rare_max, common_max] "
+                         f"with 0 <= rare_max < common_max (LVIS: [10, 100]), got {thresholds!r}")
+    return rare_max, common_max
+
+
+def group_of(count, thresholds=LVIS_THRESHOLDS):
+    """"r" for count <= thresholds[0], "c" for count <= thresholds[1], else "f"."""
+    return "r" if count <= thresholds[0] else "c" if count <= thresholds[1] else "f"
+
+
+def needs_counts(categories):
+    """True when some category has no LVIS ``frequency``: the groups then come from counts."""
+    return not all(c.get("frequency") in FREQUENCIES for c in categories.values())
+
+
+def frequency_groups(categories, image_counts=None, count_source=None, thresholds=LVIS_THRESHOLDS,
+                     missing_counts_hint="pass the training image counts"):
+    """The groups of ``categories`` ({id: category dict}).
+
+    Every category with an LVIS ``frequency``: those (LVIS's own groups); ``image_counts``
+    ({category id: training images}) are then only shown in the per-class outputs. Otherwise the
+    groups come from ``image_counts`` and ``thresholds``; a category missing from them counts 0
+    (rare). Neither: ValueError, with ``missing_counts_hint`` saying which key or flag gives counts.
+    """
+    thresholds = check_thresholds(thresholds)
+    if categories and not needs_counts(categories):
+        of = {i: c["frequency"] for i, c in categories.items()}
+        source = "the 'frequency' field of the evaluated annotation file (LVIS's groups)"
+        thresholds = LVIS_THRESHOLDS
+    elif image_counts is not None:
+        of = {i: group_of(image_counts.get(i, 0), thresholds) for i in categories}
+        source = (f"training image counts ({count_source or 'given'}): rare <= {thresholds[0]} < common <= "
+                  f"{thresholds[1]} < frequent")
+    else:
+        without = [i for i, c in categories.items() if c.get("frequency") not in FREQUENCIES]
+        raise ValueError(
+            f"APr/APc/APf need a frequency group per category, and {len(without)} categories (e.g. id "
+            f"{without[0]}, {categories[without[0]].get('name')!r}) have no LVIS 'frequency' field; their groups "
+            f"come from training image counts: {missing_counts_hint}")
+    if image_counts is None and categories and all("image_count" in c for c in categories.values()):
+        image_counts = {i: int(c["image_count"]) for i, c in categories.items()}
+        count_source = "images per class in the EVALUATED annotation file (val counts, not training counts)"
+    return FrequencyGroups(of, source, image_counts, count_source, thresholds)
+
+
+def image_counts_from_dataset(dataset):
+    """{category id: images} of a COCO/LVIS-format dataset dict: its categories' ``image_count``
+    when every category has one (LVIS), else counted from its annotations (images with at least one
+    non-crowd instance of the class, as the training priors count)."""
+    categories = dataset.get("categories") or []
+    if categories and all("image_count" in c for c in categories):
+        return {int(c["id"]): int(c["image_count"]) for c in categories}
+    images_of = {int(c["id"]): set() for c in categories}
+    for a in dataset.get("annotations") or []:
+        if not a.get("iscrowd", 0):
+            images_of.setdefault(int(a["category_id"]), set()).add(a["image_id"])
+    return {c: len(imgs) for c, imgs in images_of.items()}

@@ -8,7 +8,8 @@ LVIS-style results side by side (bbox / segm AP, APr, APc, APf; mean over seeds 
 Default configs: the lt_shapes softmax baseline vs Balanced Softmax (they differ only in the head).
 ``--iters N`` shortens the schedule: MAX_ITER N, LR steps at the same fractions as the config's.
 Runs already finished (``OUTPUT_DIR/metrics.json`` with final results) are not repeated.
-``--summary FILE`` also writes the per-seed results and the table as JSON (for later sessions / the README).
+``--summary FILE`` also writes the per-seed results and the table as JSON (for later sessions / the README);
+``--plot FILE.png`` draws them: AP, APr, APc, APf per config, bbox and segm side by side (std bars if several seeds).
 Stage 2 (decoupled) configs from the same stage-1 weights: ``-- MODEL.WEIGHTS path/to/model_final.pth``.
 """
 import argparse
@@ -68,6 +69,30 @@ def run(config, seed, out_dir, extra, num_gpus):
     return res
 
 
+def plot_summary(summary, path):
+    """Grouped bars: for bbox and segm, AP / APr / APc / APf of every config (mean, std as error bar)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot
+
+    names, metrics = list(summary["configs"]), ["AP", "APr", "APc", "APf"]
+    fig = Figure(figsize=(6 + 1.2 * len(names), 4.2))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2, sharey=True)
+    width = 0.8 / len(names)
+    for ax, task in zip(axes, ("bbox", "segm")):
+        for i, name in enumerate(names):
+            stats = [summary["configs"][name][f"{task}/{m}"] for m in metrics]
+            xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(metrics))]
+            ax.bar(xs, [s["mean"] for s in stats], width, yerr=[s["std"] or 0 for s in stats], label=name)
+        ax.set_xticks(range(len(metrics)), metrics)
+        ax.set_title(f"{task} (seeds {', '.join(map(str, summary['seeds']))})")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("AP (%)")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--configs", nargs="+", default=DEFAULT)
@@ -76,6 +101,7 @@ def main():
     ap.add_argument("--num-gpus", type=int, default=1, help="processes per run (gloo on CPU)")
     ap.add_argument("--output", default=os.path.join(ROOT, "output", "compare_heads"))
     ap.add_argument("--summary", default="", help="write per-seed results and the table to this JSON file")
+    ap.add_argument("--plot", default="", help="draw AP / APr / APc / APf per config to this PNG file")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="overrides for every run, after --")
     args = ap.parse_args()
     extra = [o for o in args.opts if o != "--"]
@@ -109,6 +135,9 @@ def main():
         with open(args.summary, "w") as f:
             json.dump(summary, f, indent=1)
         print(f"summary written to {args.summary}")
+    if args.plot:
+        plot_summary(summary, args.plot)
+        print(f"plot written to {args.plot}")
 
 
 if __name__ == "__main__":

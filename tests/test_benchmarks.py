@@ -33,3 +33,28 @@ def test_bench_head_speed_runs_every_loss_interleaved(datasets_dir):
     for name in ("balanced_softmax", "seesaw:normed", "eqlv2"):
         assert re.search(rf"^{re.escape(name)}\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+$", out, re.M), out
     assert "classes: 60" in out and re.search(r"^target <= 1.05x: (met|NOT met)", out, re.M), out
+
+
+def test_compare_heads_tables_finished_runs_with_summary_and_plot(tmp_path):
+    """Finished runs are not repeated: their final metrics are tabled (mean ± std over seeds),
+    summarised to JSON and drawn; the numbers come from the runs' metrics.json."""
+    import json
+
+    for name, base in (("mask_rcnn_R18_FPN_softmax", 50.0), ("mask_rcnn_R18_FPN_seesaw", 60.0)):
+        for seed in (0, 1):
+            out = tmp_path / "runs" / f"{name}_itfull_s{seed}"
+            out.mkdir(parents=True)
+            final = {f"{t}/{m}": base + seed * 2 + i for i, (t, m) in enumerate(
+                (t, m) for t in ("bbox", "segm") for m in ("AP", "AP50", "APr", "APc", "APf"))}
+            with open(out / "metrics.json", "w") as f:  # a training line, then the final evaluation
+                f.write(json.dumps({"iteration": 9, "total_loss": 1.0}) + "\n" + json.dumps(final) + "\n")
+    summary, plot = tmp_path / "summary.json", tmp_path / "plot.png"
+    out = run_tool(["benchmarks/compare_heads.py", "--configs", "configs/LTShapes/mask_rcnn_R18_FPN_softmax.yaml",
+                    "configs/LTShapes/mask_rcnn_R18_FPN_seesaw.yaml", "--seeds", "0", "1",
+                    "--output", str(tmp_path / "runs"), "--summary", str(summary), "--plot", str(plot)],
+                   str(tmp_path)).stdout
+    assert "$" not in out, out  # nothing trained
+    assert re.search(r"^mask_rcnn_R18_FPN_seesaw\s+61\.0±1\.4\s+62\.0±1\.4", out, re.M), out
+    stats = json.loads(summary.read_text())["configs"]["mask_rcnn_R18_FPN_softmax"]["segm/APr"]
+    assert stats["per_seed"] == [57.0, 59.0] and stats["mean"] == 58.0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000

@@ -75,7 +75,10 @@ def plot_summary(summary, path):
     from matplotlib.figure import Figure  # Agg canvas, no pyplot
 
     names, metrics = list(summary["configs"]), ["AP", "APr", "APc", "APf"]
-    fig = Figure(figsize=(6 + 1.2 * len(names), 4.2))
+    prefix = os.path.commonprefix(names) if len(names) > 1 else ""
+    prefix = prefix[: prefix.rfind("_") + 1]  # labels without the shared "mask_rcnn_R18_FPN_"
+    rows = (len(names) + 3) // 4
+    fig = Figure(figsize=(6 + 1.2 * len(names), 4.2 + 0.25 * rows))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=True)
     width = 0.8 / len(names)
@@ -83,13 +86,15 @@ def plot_summary(summary, path):
         for i, name in enumerate(names):
             stats = [summary["configs"][name][f"{task}/{m}"] for m in metrics]
             xs = [j + (i - (len(names) - 1) / 2) * width for j in range(len(metrics))]
-            ax.bar(xs, [s["mean"] for s in stats], width, yerr=[s["std"] or 0 for s in stats], label=name)
+            ax.bar(xs, [s["mean"] for s in stats], width, yerr=[s["std"] or 0 for s in stats],
+                   label=name[len(prefix):], color=f"C{i}")
         ax.set_xticks(range(len(metrics)), metrics)
-        ax.set_title(f"{task} (seeds {', '.join(map(str, summary['seeds']))})")
+        seeds = summary["seeds"]
+        ax.set_title(f"{task}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("AP (%)")
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=min(len(names), 4), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 * rows + 0.02, 1, 1))
     fig.savefig(path, dpi=110)
 
 

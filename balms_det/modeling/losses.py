@@ -98,22 +98,28 @@ def posthoc_adjust(logits, shift, tau):
     return logits - tau * shift.to(dtype=logits.dtype, device=logits.device)
 
 
-def _sigmoid_targets(logits, gt_classes):
+def one_hot_targets(logits, gt_classes):
+    """(N, C) one-hot targets in the logits' dtype, C = the logits' columns; a label C (background
+    when C = K) gives an all-zero row. Shared with :mod:`~balms_det.modeling.peer_losses`."""
     n, k = logits.shape
     target = logits.new_zeros(n, k + 1)
     target[torch.arange(n, device=logits.device), gt_classes] = 1
     return target[:, :k]
 
 
-def _reduce_per_roi(loss, reduction):
-    """(N, K) elementwise losses -> summed over classes per ROI (``"none"``: (N,)) or that sum
-    divided by N (``"mean"``, the official normalisation)."""
-    per_roi = loss.sum(dim=1)
+def reduce_rois(per_roi, reduction):
+    """(N,) per-ROI losses -> themselves (``"none"``) or their sum divided by N (``"mean"``, the
+    official normalisation). Shared with :mod:`~balms_det.modeling.peer_losses`."""
     if reduction == "none":
         return per_roi
     if reduction == "mean":
         return per_roi.sum() / max(per_roi.shape[0], 1)
     raise ValueError(f"Unknown reduction {reduction!r}; expected 'mean' or 'none'")
+
+
+def _reduce_per_roi(loss, reduction):
+    """(N, K) elementwise losses -> summed over classes per ROI, then :func:`reduce_rois`."""
+    return reduce_rois(loss.sum(dim=1), reduction)
 
 
 def sigmoid_ce_loss(logits, gt_classes, reduction="mean"):
@@ -124,7 +130,7 @@ def sigmoid_ce_loss(logits, gt_classes, reduction="mean"):
     """
     if logits.numel() == 0 and reduction == "mean":
         return logits.sum() * 0.0
-    target = _sigmoid_targets(logits, gt_classes)
+    target = one_hot_targets(logits, gt_classes)
     loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     return _reduce_per_roi(loss, reduction)
 
@@ -149,7 +155,7 @@ def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12, reduction="
     log_odds = ((1 - p) / p).log().to(logits.dtype)
     fg = (gt_classes < k).unsqueeze(1)
     adjusted = torch.where(fg, logits - log_odds, logits)
-    target = _sigmoid_targets(logits, gt_classes)
+    target = one_hot_targets(logits, gt_classes)
     loss = F.binary_cross_entropy_with_logits(adjusted, target, reduction="none")
     return _reduce_per_roi(loss, reduction)
 

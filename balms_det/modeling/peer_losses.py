@@ -23,6 +23,8 @@ import math
 import torch
 from torch.nn import functional as F
 
+from .losses import one_hot_targets, reduce_rois
+
 __all__ = [
     "seesaw_log_factors",
     "seesaw_loss",
@@ -41,22 +43,6 @@ __all__ = [
 
 def _compute_dtype(logits):
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-
-
-def _reduce(per_roi, reduction):
-    if reduction == "none":
-        return per_roi
-    if reduction == "mean":
-        return per_roi.sum() / max(per_roi.shape[0], 1)
-    raise ValueError(f"Unknown reduction {reduction!r}; expected 'mean' or 'none'")
-
-
-def _one_hot(gt_classes, num_columns, dtype):
-    """(N, C) one-hot targets; labels >= C give an all-zero row."""
-    n = gt_classes.shape[0]
-    target = torch.zeros(n, num_columns + 1, dtype=dtype, device=gt_classes.device)
-    target[torch.arange(n, device=gt_classes.device), gt_classes.clamp(max=num_columns)] = 1
-    return target[:, :num_columns]
 
 
 # ------------------------------------------------------------------------------------------ Seesaw
@@ -118,7 +104,7 @@ def seesaw_loss(logits, gt_classes, cum_counts, p=0.8, q=2.0, eps=1e-2, reductio
     log_s = seesaw_log_factors(cls, labels, cum_counts, p, q, eps)
     cls_loss = F.cross_entropy(cls + log_s, labels, reduction="none")
     obj_loss = F.cross_entropy(obj, (~fg).long(), reduction="none")
-    return _reduce(torch.where(fg, cls_loss, torch.zeros_like(cls_loss)) + obj_loss, reduction)
+    return reduce_rois(torch.where(fg, cls_loss, torch.zeros_like(cls_loss)) + obj_loss, reduction)
 
 
 def seesaw_count_increment(gt_classes, num_classes):
@@ -179,10 +165,10 @@ def eqlv2_loss(logits, gt_classes, pos_w, neg_w, reduction="mean"):
         logits: (N, K + 1). gt_classes: (N,) in [0, K]. pos_w, neg_w: (K + 1,).
     """
     z = _compute_dtype(logits)
-    target = _one_hot(gt_classes, z.shape[1], z.dtype)
+    target = one_hot_targets(z, gt_classes)
     weight = _eqlv2_elementwise_weights(target, pos_w, neg_w)
     loss = F.binary_cross_entropy_with_logits(z, target, reduction="none") * weight
-    return _reduce(loss.sum(dim=1), reduction)
+    return reduce_rois(loss.sum(dim=1), reduction)
 
 
 @torch.no_grad()
@@ -200,7 +186,7 @@ def eqlv2_gradient_increment(logits, gt_classes, pos_w, neg_w):
         (pos, neg): (K,) float64 each.
     """
     z = _compute_dtype(logits).detach()
-    target = _one_hot(gt_classes, z.shape[1], z.dtype)
+    target = one_hot_targets(z, gt_classes)
     # |sigmoid(z) - t| is sigmoid(-z) for a positive, sigmoid(z) for a negative (no cancellation)
     magnitude = torch.where(target > 0, (-z).sigmoid(), z.sigmoid())
     weighted = magnitude * _eqlv2_elementwise_weights(target, pos_w, neg_w)
@@ -249,10 +235,10 @@ def ecm_loss(logits, gt_classes, m_pos, m_neg, weight, reduction="mean"):
     without the exponentials that overflow in the code's form.
     """
     z = _compute_dtype(logits)
-    target = _one_hot(gt_classes, z.shape[1], z.dtype)
+    target = one_hot_targets(z, gt_classes)
     offset = (m_pos - m_neg).to(device=z.device, dtype=z.dtype)
     loss = F.binary_cross_entropy_with_logits(2 * z + offset, target, reduction="none")
-    return _reduce((loss * weight.to(device=z.device, dtype=z.dtype)).sum(dim=1), reduction)
+    return reduce_rois((loss * weight.to(device=z.device, dtype=z.dtype)).sum(dim=1), reduction)
 
 
 def objectness_sigmoid_probs(logits):
@@ -284,6 +270,6 @@ def federated_loss(logits, gt_classes, class_mask, reduction="mean"):
     detectron2 has K + 1 logits and ignores the last one; we build K (the same loss and scores).
     """
     z = _compute_dtype(logits)
-    target = _one_hot(gt_classes, z.shape[1], z.dtype)
+    target = one_hot_targets(z, gt_classes)
     loss = F.binary_cross_entropy_with_logits(z, target, reduction="none")
-    return _reduce((loss * class_mask.to(device=z.device, dtype=z.dtype)).sum(dim=1), reduction)
+    return reduce_rois((loss * class_mask.to(device=z.device, dtype=z.dtype)).sum(dim=1), reduction)

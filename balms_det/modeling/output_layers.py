@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 
 CLS_LOSSES = ("softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid", "seesaw", "eqlv2", "ecm", "federated")
 SOFTMAX_LOSSES = ("softmax", "balanced_softmax")  # K + 1 softmax logits, prior shift / post-hoc
-META_LOSSES = ("softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid")  # the meta reweighter's
+META_REWEIGHTER_CLS_LOSSES = ("softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid")  # the meta reweighter's
 _EXTRA_LOGITS = {"sigmoid": 0, "balanced_sigmoid": 0, "federated": 0, "seesaw": 2}  # others: 1
 
 
@@ -91,9 +91,9 @@ def meta_reweighter_from_config(cfg, input_shape):
     m = cfg.MODEL.BALMS.META_REWEIGHTER
     if not m.ENABLED:
         return None
-    if cfg.MODEL.BALMS.CLS_LOSS not in META_LOSSES:
+    if cfg.MODEL.BALMS.CLS_LOSS not in META_REWEIGHTER_CLS_LOSSES:
         raise ValueError(
-            f"MODEL.BALMS.META_REWEIGHTER supports MODEL.BALMS.CLS_LOSS in {META_LOSSES}, "
+            f"MODEL.BALMS.META_REWEIGHTER supports MODEL.BALMS.CLS_LOSS in {META_REWEIGHTER_CLS_LOSSES}, "
             f"not {cfg.MODEL.BALMS.CLS_LOSS!r}"
         )
     if not cfg.MODEL.BALMS.DECOUPLED.ENABLED:
@@ -184,8 +184,10 @@ class BalancedSoftmaxOutputLayers(FastRCNNOutputLayers):
         self.is_sigmoid = cls_loss in ("sigmoid", "balanced_sigmoid")  # BALMS's sigmoid family
         if cls_loss not in SOFTMAX_LOSSES and self.posthoc_tau != 0:
             raise ValueError("POSTHOC_TAU applies to the softmax losses only")
-        if meta_reweighter is not None and cls_loss not in META_LOSSES:
-            raise ValueError(f"The meta reweighter supports cls_loss in {META_LOSSES}, not {cls_loss!r}")
+        if meta_reweighter is not None and cls_loss not in META_REWEIGHTER_CLS_LOSSES:
+            raise ValueError(
+                f"The meta reweighter supports cls_loss in {META_REWEIGHTER_CLS_LOSSES}, not {cls_loss!r}"
+            )
         self.meta_reweighter = meta_reweighter
         self._box_features = None  # this training step's input, for the meta reweighter
         self.seesaw_p, self.seesaw_q, self.seesaw_eps = float(seesaw_p), float(seesaw_q), float(seesaw_eps)

@@ -1,0 +1,502 @@
+#!/usr/bin/env python
+"""Which long-tail method should I use? Every method and peer on one model, data and schedule, over
+several seeds, in one command; the table and the chart are written from per-run files.
+
+    python benchmarks/long_tail_benchmark.py                      # lt_shapes, seeds 0 1 2, 1,200 iterations
+    python benchmarks/long_tail_benchmark.py --dry-run            # the runs, which are done, what is left
+    python benchmarks/long_tail_benchmark.py --report-only        # table + chart from the finished runs
+    python benchmarks/long_tail_benchmark.py --base-config my_base.yaml --train my_train --test my_val \\
+        --tag mydata --extra my_loss=configs/my_loss.yaml          # your data, your base model, your loss
+
+Rows (``--list`` prints them):
+
+1. end to end, each method as its authors train it (the configs in ``configs/LTShapes/``);
+2. controlled rows that change one thing (sampler, classifier) so that the loss's part can be seen;
+3. from the same stage-1 weights per seed: post-hoc calibrations (no training), decoupled stage 2
+   (cRT, Balanced Softmax, BALMS), and the official sigmoid chain from the sigmoid + RFS stage 1.
+
+A method is the difference of its lt_shapes YAML from ``configs/LTShapes/Base-MaskRCNN-R18-FPN.yaml``
+(plus a few keys for the controlled rows), applied on top of ``--base-config``; so the lt_shapes
+rows run exactly today's configs, and the same command runs every method on a user's base config and
+datasets. One schedule for all: ``--iters`` (default: the base config's MAX_ITER) for stage 1 and end
+to end; stage 2 keeps its configs' share of that (300 / 1,200), LR steps at the same fractions.
+
+Each finished run writes ``--runs-dir/<suite>/<method>/seed<k>.json`` (metrics, training wall time,
+commit, machine); a re-run skips finished runs, so the table fills over several sittings. Training
+outputs (and the stage-1 weights reused by block 3) go under ``--cache`` (not committed); a stage-1
+run whose record exists but whose weights are gone is trained again for its weights only.
+``--report`` writes ``<report>.md`` (table, command, commit, machine) and ``<report>.png``
+(APr / APc / APf per method, mean and std over seeds).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LT = "configs/LTShapes"
+LT_BASE = f"{LT}/Base-MaskRCNN-R18-FPN.yaml"
+RFS = ("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler", "DATALOADER.REPEAT_THRESHOLD", "0.1")
+NORMED = ("MODEL.BALMS.CLASSIFIER", "normed")
+OURS = ("MODEL.ROI_HEADS.NAME", "BalancedSoftmaxROIHeads")
+TASKS = ("bbox", "segm")
+METRICS = ("AP", "APr", "APc", "APf")
+# Keys that say where a run lives or starts from, never what the method is.
+_NOT_METHOD = ("OUTPUT_DIR", "MODEL.WEIGHTS", "SEED", "DATASETS.TRAIN", "DATASETS.TEST")
+
+
+@dataclass
+class Method:
+    name: str
+    block: int
+    label: str
+    config: str  # an lt_shapes YAML: the method is its difference from LT_BASE
+    extra: Tuple[str, ...] = ()  # KEY VALUE pairs on top (controlled rows)
+    stage1: Optional[str] = None  # block 3: the method whose final weights it starts from
+    eval_only: bool = False  # post-hoc: no training, one evaluation of the stage-1 weights
+
+
+def _m(name, block, label, config, *extra, stage1=None, eval_only=False):
+    return Method(name, block, label, f"{LT}/mask_rcnn_R18_FPN_{config}.yaml", tuple(extra), stage1, eval_only)
+
+
+POSTHOC_LA = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.POSTHOC_TAU", "1.0")
+NORCAL = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.CALIBRATION", "norcal")
+
+METHODS = [
+    # 1. end to end, as each method's authors train it
+    _m("softmax", 1, "softmax (stock head)", "softmax"),
+    _m("balanced_softmax", 1, "Balanced Softmax", "balanced_softmax"),
+    _m("sigmoid_rfs", 1, "sigmoid + RFS (official BALMS stage 1)", "sigmoid"),
+    _m("seesaw", 1, "Seesaw (normed, RFS)", "seesaw"),
+    _m("eqlv2", 1, "EQLv2 (uniform)", "eqlv2"),
+    _m("ecm", 1, "ECM (normed, RFS)", "ecm"),
+    _m("federated", 1, "federated (RFS)", "federated"),
+    # 2. controlled: the sampler and the classifier apart from the loss
+    _m("softmax_rfs", 2, "softmax + RFS", "softmax", *RFS),
+    _m("balanced_softmax_rfs", 2, "Balanced Softmax + RFS", "balanced_softmax", *RFS),
+    _m("balanced_softmax_normed_rfs", 2, "Balanced Softmax + normed + RFS", "balanced_softmax", *RFS, *NORMED),
+    _m("seesaw_linear_rfs", 2, "Seesaw (linear, RFS)", "seesaw", "MODEL.BALMS.CLASSIFIER", "linear"),
+    _m("softmax_normed_rfs", 2, "softmax (normed, RFS)", "softmax", *OURS, "MODEL.BALMS.CLS_LOSS", "softmax",
+       *RFS, *NORMED),
+    # 3. from the same stage-1 weights per seed
+    _m("softmax+la", 3, "softmax + post-hoc LA (tau 1)", "softmax", *POSTHOC_LA, stage1="softmax", eval_only=True),
+    _m("softmax+norcal", 3, "softmax + NorCal", "softmax", *NORCAL, stage1="softmax", eval_only=True),
+    _m("softmax_rfs+la", 3, "softmax + RFS + post-hoc LA", "softmax", *POSTHOC_LA, stage1="softmax_rfs",
+       eval_only=True),
+    _m("softmax_rfs+norcal", 3, "softmax + RFS + NorCal", "softmax", *NORCAL, stage1="softmax_rfs",
+       eval_only=True),
+    _m("crt", 3, "cRT (class-balanced)", "crt_class_balanced", stage1="softmax"),
+    _m("bs_decoupled", 3, "Balanced Softmax decoupled (tau 1)", "decoupled_balanced_softmax", stage1="softmax"),
+    _m("bs_decoupled_tau0.25", 3, "Balanced Softmax decoupled (tau 1/4)", "decoupled_balanced_softmax",
+       "MODEL.BALMS.TAU", "0.25", stage1="softmax"),
+    _m("balms_decoupled", 3, "BALMS decoupled (bank)", "decoupled_balms", stage1="softmax"),
+    _m("balms_decoupled_images", 3, "BALMS decoupled (images, official)", "decoupled_balms",
+       "MODEL.BALMS.META_REWEIGHTER.META_SOURCE", "images", stage1="softmax"),
+    _m("bsig_decoupled", 3, "balanced sigmoid decoupled (official chain)", "decoupled_balanced_sigmoid",
+       stage1="sigmoid_rfs"),
+    _m("balms_sigmoid_decoupled", 3, "BALMS sigmoid decoupled (official chain)", "decoupled_balms_sigmoid",
+       stage1="sigmoid_rfs"),
+]
+BLOCKS = {1: "end to end (authors' recipes)", 2: "controlled (sampler / classifier)",
+          3: "from the same stage-1 weights"}
+
+
+# ------------------------------------------------------------------------------------------ configs
+def _cfg(config, opts=()):
+    sys.path.insert(0, ROOT)
+    from balms_det.engine import build_config
+
+    return build_config(os.path.join(ROOT, config) if not os.path.isabs(config) else config, list(opts))
+
+
+def _flat(node, prefix=""):
+    out = {}
+    for k, v in node.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _literal(v):
+    return v if isinstance(v, str) else repr(v)
+
+
+def config_diff(config, base=LT_BASE, opts=()):
+    """KEY VALUE overrides that turn ``base`` into ``config`` (+ ``opts``), without the keys of _NOT_METHOD."""
+    a, b = _flat(_cfg(base)), _flat(_cfg(config, opts))
+    out = []
+    for k in sorted(b):
+        if k.startswith(_NOT_METHOD) or (k in a and a[k] == b[k]):
+            continue
+        out += [k, _literal(b[k])]
+    return out
+
+
+def schedule_opts(method_opts, base_cfg, iters):
+    """Scale a method's schedule to ``iters`` stage-1 iterations: a method that sets its own MAX_ITER
+    (stage 2) keeps its share of the lt_shapes base's; LR steps and warm-up keep their fractions."""
+    lt_iters = _cfg(LT_BASE).SOLVER.MAX_ITER
+    cfg = base_cfg.clone()
+    cfg.defrost()
+    cfg.merge_from_list(method_opts)
+    own = dict(zip(method_opts[::2], method_opts[1::2]))
+    share = cfg.SOLVER.MAX_ITER / lt_iters if "SOLVER.MAX_ITER" in own else 1.0
+    n = max(1, round(iters * share))
+    f = n / cfg.SOLVER.MAX_ITER
+    steps = tuple(min(n - 1, max(1, round(s * f))) for s in cfg.SOLVER.STEPS) if n > 1 else ()
+    return ["SOLVER.MAX_ITER", str(n), "SOLVER.STEPS", repr(steps),
+            "SOLVER.WARMUP_ITERS", str(min(round(cfg.SOLVER.WARMUP_ITERS * f), max(n - 1, 0))),
+            "SOLVER.CHECKPOINT_PERIOD", str(n)]
+
+
+# ------------------------------------------------------------------------------------------ runs
+def _git(*args):
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, text=True, capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def machine():
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {threads} threads, "
+            f"torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}")
+
+
+def final_metrics(out_dir):
+    """The last evaluation line of ``OUTPUT_DIR/metrics.json`` (bbox/..., segm/...), or None."""
+    path = os.path.join(out_dir, "metrics.json")
+    res = None
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                d = json.loads(line)
+                if "bbox/AP" in d:
+                    res = {k: v for k, v in d.items() if k.startswith(TASKS)}
+    return res
+
+
+def training_speed(out_dir):
+    """(iterations, seconds) from detectron2's "Overall training speed" line in log.txt, or None."""
+    path = os.path.join(out_dir, "log.txt")
+    if not os.path.exists(path):
+        return None
+    m = None
+    with open(path) as f:
+        for line in f:
+            m = re.search(r"Overall training speed: (\d+) iterations in ([\d:]+) \(([\d.]+) s / it\)", line) or m
+    if not m:
+        return None
+    h, mi, s = (int(x) for x in m.group(2).split(":"))
+    return int(m.group(1)), float(m.group(3))
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.base = args.base_config
+        self.base_cfg = _cfg(self.base, args.opts)
+        self.iters = args.iters or self.base_cfg.SOLVER.MAX_ITER
+        self.suite = f"{args.tag}_it{self.iters}"
+        self.runs_dir = os.path.join(args.runs_dir, self.suite)
+        self.cache = os.path.join(args.cache, self.suite)
+        self.methods = {m.name: m for m in METHODS}
+        for spec in args.extra:
+            name, _, config = spec.partition("=")
+            if not config:
+                raise SystemExit(f"--extra wants NAME=CONFIG.yaml, got {spec!r}")
+            self.methods[name] = Method(name, 1, name, config)
+        self.data_opts = []
+        if args.train:
+            self.data_opts += ["DATASETS.TRAIN", repr(tuple(args.train))]
+        if args.test:
+            self.data_opts += ["DATASETS.TEST", repr(tuple(args.test))]
+        self._opts_cache = {}
+
+    # --- what a run is
+    def method_opts(self, m):
+        if m.name not in self._opts_cache:
+            self._opts_cache[m.name] = config_diff(m.config, opts=m.extra)
+        return self._opts_cache[m.name]
+
+    def record_path(self, m, seed):
+        return os.path.join(self.runs_dir, m.name, f"seed{seed}.json")
+
+    def out_dir(self, m, seed):
+        return os.path.join(self.cache, m.name, f"seed{seed}")
+
+    def weights(self, m, seed):
+        return os.path.join(self.out_dir(m, seed), "model_final.pth")
+
+    def available(self, m):
+        """(False, why) when this tree cannot build the method's config (e.g. a key it lacks)."""
+        try:
+            self.method_opts(m)
+        except (KeyError, ValueError, AssertionError) as e:
+            return False, str(e).rsplit(": ", 1)[-1]
+        return True, ""
+
+    def selected(self):
+        names = self.args.methods or [m.name for m in self.methods.values() if m.block in self.args.blocks]
+        unknown = [n for n in names if n not in self.methods]
+        if unknown:
+            raise SystemExit(f"unknown methods {unknown}; --list shows them")
+        return [self.methods[n] for n in names]
+
+    def plan(self):
+        """[(method, seed)] to report, seed-major: a whole table per seed before the next seed."""
+        return [(m, s) for s in self.args.seeds for m in self.selected()]
+
+    def command(self, m, seed, weights=None):
+        opts = self.method_opts(m)
+        cmd = [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", self.base]
+        if m.eval_only:
+            cmd.append("--eval-only")
+        cmd += opts + ([] if m.eval_only else schedule_opts(opts, self.base_cfg, self.iters))
+        cmd += self.data_opts + list(self.args.opts)
+        cmd += ["SEED", str(seed), "OUTPUT_DIR", self.out_dir(m, seed)]
+        if weights:
+            cmd += ["MODEL.WEIGHTS", weights]
+        return cmd
+
+    # --- running
+    def train(self, m, seed):
+        """Run ``m`` for ``seed`` (its stage 1 first if its weights are missing); returns the record."""
+        weights = None
+        if m.stage1:
+            s1 = self.methods[m.stage1]
+            weights = self.weights(s1, seed)
+            if not os.path.exists(weights):
+                print(f"  stage 1 {s1.name} seed {seed}: weights missing, training it", flush=True)
+                self.run_once(s1, seed, keep_record=os.path.exists(self.record_path(s1, seed)))
+        return self.run_once(m, seed, weights=weights)
+
+    def run_once(self, m, seed, weights=None, keep_record=False):
+        out = self.out_dir(m, seed)
+        if final_metrics(out) is None or (not m.eval_only and not os.path.exists(self.weights(m, seed))):
+            cmd = self.command(m, seed, weights)
+            print("  $", " ".join(cmd), flush=True)
+            t0 = time.time()
+            log = open(os.path.join(self._mkdir(out), "stdout.txt"), "w")
+            proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            log.close()
+            wall = time.time() - t0
+            if proc.returncode:
+                tail = open(os.path.join(out, "stdout.txt")).read()[-4000:]
+                raise RuntimeError(f"{m.name} seed {seed} failed ({proc.returncode}); {out}/stdout.txt:\n{tail}")
+        else:
+            wall = None  # finished earlier in the cache (record written now)
+        metrics = final_metrics(out)
+        if metrics is None:
+            raise RuntimeError(f"{out}/metrics.json has no final evaluation")
+        speed = training_speed(out)
+        rec = {
+            "method": m.name, "label": m.label, "block": m.block, "seed": seed, "suite": self.suite,
+            "stage1": m.stage1, "eval_only": m.eval_only,
+            "base_config": self.base, "overrides": self.method_opts(m), "data": self.data_opts,
+            "metrics": metrics,
+            "train_iters": speed[0] if speed else 0, "s_per_iter": speed[1] if speed else None,
+            "train_s": round(speed[0] * speed[1], 1) if speed else 0.0,
+            "wall_s": round(wall, 1) if wall is not None else None,
+            "commit": _git("rev-parse", "--short", "HEAD"), "machine": machine(),
+            "finished": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        if not keep_record:
+            path = self.record_path(m, seed)
+            self._mkdir(os.path.dirname(path))
+            with open(path, "w") as f:
+                json.dump(rec, f, indent=1)
+        return rec
+
+    @staticmethod
+    def _mkdir(path):
+        os.makedirs(path, exist_ok=True)
+        return path
+
+    def load(self, m, seed):
+        path = self.record_path(m, seed)
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        return None
+
+    def estimate(self, m):
+        """Seconds a run of ``m`` is expected to take: its finished seeds, else its block's mean."""
+        def walls(pred):
+            return [r["wall_s"] for mm in self.methods.values() if pred(mm)
+                    for s in range(10) if (r := self.load(mm, s)) and r.get("wall_s")]
+        w = walls(lambda mm: mm.name == m.name) or walls(
+            lambda mm: mm.block == m.block and mm.eval_only == m.eval_only and bool(mm.stage1) == bool(m.stage1))
+        return statistics.mean(w) if w else (60.0 if m.eval_only else 900.0 * (0.3 if m.stage1 else 1.0))
+
+    def run_all(self):
+        plan = self.plan()
+        todo = [(m, s) for m, s in plan if self.load(m, s) is None]
+        skipped = []
+        print(f"suite {self.suite}: {len(plan)} runs, {len(plan) - len(todo)} finished, {len(todo)} to do "
+              f"(records in {self.runs_dir})", flush=True)
+        t_start = time.time()
+        for i, (m, s) in enumerate(todo):
+            ok, why = self.available(m)
+            if not ok:
+                skipped.append(f"{m.name} seed {s} ({why})")
+                continue
+            eta = sum(self.estimate(mm) for mm, _ in todo[i:])
+            print(f"[{i + 1}/{len(todo)}] {m.name} seed {s} (block {m.block}); elapsed "
+                  f"{_hms(time.time() - t_start)}, ETA {_hms(eta)} for the {len(todo) - i} left", flush=True)
+            rec = self.train(m, s)
+            print(f"  done in {_hms(rec['wall_s'] or 0)}: bbox APr {rec['metrics'].get('bbox/APr', float('nan')):.1f}, "
+                  f"AP {rec['metrics'].get('bbox/AP', float('nan')):.1f}", flush=True)
+        if skipped:
+            print("skipped (not available in this tree): " + "; ".join(skipped))
+
+    # --- reporting
+    def table(self):
+        rows = []
+        for m in self.selected():
+            recs = [r for s in self.args.seeds if (r := self.load(m, s))]
+            if not recs:
+                continue
+            cells = {}
+            for t in TASKS:
+                for k in METRICS:
+                    v = [r["metrics"].get(f"{t}/{k}", float("nan")) for r in recs]
+                    cells[f"{t}/{k}"] = (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else None)
+            train = [r["train_s"] for r in recs]
+            rows.append({"method": m, "seeds": [r["seed"] for r in recs], "cells": cells,
+                         "train_min": statistics.mean(train) / 60,
+                         "commits": sorted({r["commit"] for r in recs}), "machine": recs[0]["machine"]})
+        return rows
+
+    def report(self, path):
+        rows = self.table()
+        if not rows:
+            print("no finished runs to report")
+            return
+        cols = [f"{t}/{k}" for t in TASKS for k in METRICS]
+        head = ("| method | seeds | " + " | ".join(f"{t} {k}" for t, k in (c.split("/") for c in cols))
+                + " | training (min) |")
+        lines = [f"# Long-tail benchmark: `{self.suite}`", "",
+                 f"Mean ± std over seeds; base config `{self.base}`"
+                 + (f", data {' '.join(self.data_opts)}" if self.data_opts else "")
+                 + f"; stage 1 / end to end: {self.iters} iterations. Training time is the stage's own "
+                 "(block 3: stage 2 only; post-hoc rows train nothing).", ""]
+        for block, title in BLOCKS.items():
+            block_rows = [r for r in rows if r["method"].block == block]
+            if not block_rows:
+                continue
+            lines += [f"**{block}. {title}**", "", head, "|---|---|" + "---|" * len(cols) + "---|"]
+            for r in block_rows:
+                cells = " | ".join(_pm(*r["cells"][c]) for c in cols)
+                lines.append(f"| {r['method'].label} | {len(r['seeds'])} | {cells} | {r['train_min']:.1f} |")
+            lines.append("")
+        total = sum(rec["wall_s"] or 0 for r in rows for s in r["seeds"] if (rec := self.load(r["method"], s)))
+        cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
+        lines += [f"Command: `{cmd.strip()}`", "",
+                  f"Commits of the runs: {', '.join(sorted({c for r in rows for c in r['commits']}))}; "
+                  f"report written at {_git('rev-parse', '--short', 'HEAD')}.", "",
+                  f"Machine: {rows[0]['machine']}. Wall time of the runs recorded here: {total / 3600:.1f} h.", ""]
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path + ".md", "w") as f:
+            f.write("\n".join(lines))
+        self.plot(rows, path + ".png")
+        print("\n".join(lines))
+        print(f"written: {path}.md, {path}.png")
+
+    def plot(self, rows, path):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(11, 0.34 * len(rows) + 1.6))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 2, sharey=True)
+        colors = {"APr": "#d62728", "APc": "#ff7f0e", "APf": "#1f77b4"}
+        ys = list(range(len(rows)))[::-1]
+        h = 0.26
+        for ax, task in zip(axes, TASKS):
+            for j, k in enumerate(("APr", "APc", "APf")):
+                mean = [r["cells"][f"{task}/{k}"][0] for r in rows]
+                std = [r["cells"][f"{task}/{k}"][1] or 0 for r in rows]
+                ax.barh([y + (1 - j) * h for y in ys], mean, h, xerr=std, color=colors[k], label=k,
+                        error_kw={"elinewidth": 0.8})
+            for y, r in zip(ys, rows):
+                if r["method"].block != rows[max(0, rows.index(r) - 1)]["method"].block:
+                    ax.axhline(y + 0.5, color="0.6", lw=0.6)
+            ax.set_title(f"{task}: mean ± std over seeds")
+            ax.set_xlabel("AP (%)")
+            ax.grid(axis="x", alpha=0.3)
+        axes[0].set_yticks(ys, [f"{r['method'].label} (n={len(r['seeds'])})" for r in rows], fontsize=8)
+        axes[1].legend(loc="lower right", fontsize=8)
+        fig.suptitle(f"{self.suite}: rare / common / frequent AP per method", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+
+
+def _pm(mean, std):
+    return f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else "")
+
+
+def _hms(seconds):
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--blocks", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--methods", nargs="+", default=None, help="run / report only these (default: all of --blocks)")
+    ap.add_argument("--iters", type=int, default=0, help="stage-1 iterations (0 = the base config's MAX_ITER)")
+    ap.add_argument("--base-config", default=LT_BASE, help="model + data every method is applied to")
+    ap.add_argument("--train", nargs="+", default=None, help="registered training dataset(s) (default: the base's)")
+    ap.add_argument("--test", nargs="+", default=None, help="registered test dataset(s) (default: the base's)")
+    ap.add_argument("--tag", default="lt_shapes", help="names the suite: runs are keyed by TAG_itITERS/method/seed")
+    ap.add_argument("--extra", nargs="+", default=[], metavar="NAME=CONFIG",
+                    help="more end-to-end rows: a YAML whose difference from the lt_shapes base is the method "
+                         "(e.g. one that sets MODEL.BALMS.CLS_LOSS to your registered loss)")
+    ap.add_argument("--runs-dir", default=os.path.join(ROOT, "benchmarks", "results", "runs"))
+    ap.add_argument("--cache", default=os.path.join(ROOT, "output", "long_tail"), help="training outputs, weights")
+    ap.add_argument("--report", default=os.path.join(ROOT, "benchmarks", "results", "long_tail"),
+                    help="write REPORT.md and REPORT.png")
+    ap.add_argument("--report-only", action="store_true", help="no training: the table from finished runs")
+    ap.add_argument("--dry-run", action="store_true", help="print the runs and their state, train nothing")
+    ap.add_argument("--list", action="store_true", help="print the methods and their overrides")
+    ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run, after --")
+    args = ap.parse_args(argv)
+    args.opts = [o for o in args.opts if o != "--"]
+    args.argv = argv
+    bench = Bench(args)
+    if args.list:
+        for m in bench.selected():
+            print(f"{m.name:28s} block {m.block}  {m.label}" + (f"  (from {m.stage1})" if m.stage1 else ""))
+            ok, why = bench.available(m)
+            print("    " + (" ".join(bench.method_opts(m)) if ok else f"n/a here: {why}"))
+        return
+    if args.dry_run:
+        for m, s in bench.plan():
+            state = "done" if bench.load(m, s) else ("n/a: " + bench.available(m)[1] if not bench.available(m)[0]
+                                                     else "to do")
+            print(f"{m.name:28s} seed {s}: {state}")
+        return
+    if not args.report_only:
+        bench.run_all()
+    bench.report(args.report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """All config keys balms_det adds to detectron2's defaults (``add_balms_config``).
 
 Every key has a default, so a stock detectron2 config plus ``add_balms_config`` behaves exactly like
-stock detectron2 until a YAML opts in (e.g. ``MODEL.ROI_HEADS.NAME: BalancedSoftmaxROIHeads``).
+stock detectron2 until a YAML opts in (e.g. ``MODEL.ROI_HEADS.NAME: LongTailROIHeads``).
 """
 from detectron2.config import CfgNode as CN
 
@@ -19,17 +19,25 @@ def add_balms_config(cfg):
 
 
 def _add_classifier_config(cfg):
-    # Box classifier of the Balanced Softmax ROI heads (balms_det/modeling/). Used when
-    # MODEL.ROI_HEADS.NAME is BalancedSoftmaxROIHeads or BalancedSoftmaxCascadeROIHeads.
+    # Box predictor of the long-tail ROI heads (balms_det/modeling/). Used when MODEL.ROI_HEADS.NAME is
+    # LongTailROIHeads or LongTailCascadeROIHeads (old names: BalancedSoftmaxROIHeads, ...CascadeROIHeads).
     cfg.MODEL.BALMS = CN()
-    # Classification loss: "softmax" (stock CE, K+1 logits), "balanced_softmax" (CE on z + TAU*shift),
-    # "sigmoid" (K sigmoid logits, no background logit), "balanced_sigmoid" (official BALMS variant),
-    # or a peer: "seesaw", "eqlv2", "ecm", "federated" (keys in _add_peers_config).
+    # Classification loss, a name in CLS_LOSS_REGISTRY (balms_det/modeling/cls_losses/): "softmax" (stock CE,
+    # K+1 logits), "balanced_softmax" (CE on z + TAU*shift), "sigmoid" (K sigmoid logits), "balanced_sigmoid"
+    # (official BALMS variant), a peer ("seesaw", "eqlv2", "ecm", "federated"), or your registered class's name.
     cfg.MODEL.BALMS.CLS_LOSS = "balanced_softmax"
+    # Python modules imported when the config is built (dotted names or .py paths): your registered losses.
+    cfg.MODEL.BALMS.CUSTOM_IMPORTS = []
     # Balanced Softmax temperature: 1.0 = BALMS Eq. 4, 0.25 = Eq. 10, 0.0 = plain CE (unitless).
     cfg.MODEL.BALMS.TAU = 1.0
-    # Post-hoc logit adjustment at inference, z - POSTHOC_TAU * shift; 0.0 = off (softmax losses only).
+    # Post-hoc calibration at inference, a name in CALIBRATION_REGISTRY (balms_det/modeling/calibrations/):
+    # "none", "logit_adjustment" (tau POSTHOC_TAU), "norcal" (NORCAL.GAMMA); softmax losses only.
+    cfg.MODEL.BALMS.CALIBRATION = "none"
+    # Post-hoc logit adjustment at inference, z - POSTHOC_TAU * shift; 0.0 = off. Nonzero alone = "logit_adjustment".
     cfg.MODEL.BALMS.POSTHOC_TAU = 0.0
+    cfg.MODEL.BALMS.NORCAL = CN()
+    # NorCal exponent gamma: scores / n_j^GAMMA, background kept, renormalised (the authors' code: 0 = off).
+    cfg.MODEL.BALMS.NORCAL.GAMMA = 1.0
     # Background logit: "unadjusted" (shift 0; foreground shifted by the dataset prior) or "running"
     # (all K+1 logits shifted by the log running frequency of sampled ROI labels, background included).
     cfg.MODEL.BALMS.BACKGROUND = "unadjusted"

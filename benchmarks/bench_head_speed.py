@@ -111,7 +111,7 @@ def main():
     stock = build_model(make_cfg(args, "StandardROIHeads", "softmax"))
     models = {"stock": stock}
     for loss in args.cls_losses:
-        cfg = make_cfg(args, "BalancedSoftmaxROIHeads", loss)
+        cfg = make_cfg(args, "LongTailROIHeads", loss)
         m = build_model(cfg)
         state = {k: v for k, v in stock.state_dict().items()
                  if "box_predictor.cls_score" not in k or v.shape == m.state_dict()[k].shape}

@@ -15,7 +15,7 @@ from detectron2.utils.events import EventStorage
 
 import balms_det  # noqa: F401  registers the heads
 from conftest import tiny_detection_inputs
-from balms_det import BalancedSoftmaxOutputLayers, add_balms_config
+from balms_det import BalancedSoftmaxOutputLayers, LongTailOutputLayers, add_balms_config
 from balms_det.modeling import losses as L
 
 torch.set_num_threads(1)
@@ -75,7 +75,7 @@ def test_heads_train_and_infer(head, cls_loss):
     model = build_model(tiny_cfg(head, cls_loss))
     preds = model.roi_heads.box_predictor
     preds = list(preds) if isinstance(preds, torch.nn.ModuleList) else [preds]
-    assert all(isinstance(p, BalancedSoftmaxOutputLayers) and p.cls_loss == cls_loss for p in preds)
+    assert all(isinstance(p, LongTailOutputLayers) and p.cls_loss.name == cls_loss for p in preds)
     if "Cascade" in head:
         assert len(preds) == 3
     losses = train_step(model, tiny_inputs())
@@ -172,32 +172,32 @@ def test_running_background_prior_counts_rois():
     layer = _layer("balanced_softmax", background="running")
     props = _proposals()
     x = torch.randn(40, 16)
-    shift0 = layer.logit_shift()
+    shift0 = layer.cls_loss.logit_shift()
     assert torch.allclose(shift0, torch.zeros_like(shift0))  # no ROIs seen: uniform (smoothing only)
     with EventStorage():
         layer.losses(layer(x), props)
         layer.losses(layer(x), props)
     expect = torch.bincount(props[0].gt_classes, minlength=K + 1).double() * 2
-    assert torch.equal(layer.roi_label_counts, expect)
-    assert "roi_label_counts" in layer.state_dict()
+    assert torch.equal(layer.cls_loss.roi_label_counts, expect)
+    assert "cls_loss.roi_label_counts" in layer.state_dict()
     layer.eval()  # inference does not count
     layer.predict_probs(layer(x), props)
-    assert torch.equal(layer.roi_label_counts, expect)
+    assert torch.equal(layer.cls_loss.roi_label_counts, expect)
 
 
 def test_prior_buffer_is_checkpointed(tmp_path):
     model = build_model(tiny_cfg())
     pred = model.roi_heads.box_predictor
-    assert "roi_heads.box_predictor.class_counts" in model.state_dict()
+    assert "roi_heads.box_predictor.cls_loss.class_counts" in model.state_dict()
     DetectionCheckpointer(model, save_dir=str(tmp_path)).save("m")
     cfg2 = tiny_cfg()
     cfg2.MODEL.BALMS.PRIOR.COUNTS = [1.0, 1.0, 1.0, 1.0, 2.0]
     model2 = build_model(cfg2)
-    assert not torch.equal(model2.roi_heads.box_predictor.class_counts, pred.class_counts)
+    assert not torch.equal(model2.roi_heads.box_predictor.cls_loss.class_counts, pred.cls_loss.class_counts)
     DetectionCheckpointer(model2).load(str(tmp_path / "m.pth"))
-    assert torch.equal(model2.roi_heads.box_predictor.class_counts, pred.class_counts)
+    assert torch.equal(model2.roi_heads.box_predictor.cls_loss.class_counts, pred.cls_loss.class_counts)
     # a loss that does not use the prior does not save it (stage-1 checkpoints keep stage 2's prior)
-    assert "roi_heads.box_predictor.class_counts" not in build_model(tiny_cfg(cls_loss="softmax")).state_dict()
+    assert "roi_heads.box_predictor.cls_loss.class_counts" not in build_model(tiny_cfg(cls_loss="softmax")).state_dict()
 
 
 def test_bad_config_errors():

@@ -64,7 +64,7 @@ def test_seesaw_counts_over_five_steps_match_reference():
         counts += torch.tensor([float((gt == j).sum()) for j in range(K)], dtype=torch.float64)  # with this batch
         ref_loss, _ = _seesaw_reference(layer(x)[0].detach(), gt, counts, 0.8, 2.0, 1e-2)
         assert abs(loss.item() - ref_loss) < 1e-5 * ref_loss
-    assert torch.equal(layer.seesaw_cum_counts, counts)
+    assert torch.equal(layer.cls_loss.cum_counts, counts)
 
 
 def test_eqlv2_gradient_sums_over_five_steps_match_reference():
@@ -86,9 +86,9 @@ def test_eqlv2_gradient_sums_over_five_steps_match_reference():
         assert abs(loss.item() - ref_loss.item()) < 1e-5 * ref_loss.item()
         pos += (t * q * (1 - s)).sum(0)[:K]
         neg += ((1 - t) * r * s).sum(0)[:K]
-    assert torch.allclose(layer.eqlv2_pos_grad, pos, rtol=1e-6)
-    assert torch.allclose(layer.eqlv2_neg_grad, neg, rtol=1e-6)
-    assert (layer.eqlv2_pos_grad > 0).any() and (layer.eqlv2_neg_grad > 0).all()
+    assert torch.allclose(layer.cls_loss.pos_grad, pos, rtol=1e-6)
+    assert torch.allclose(layer.cls_loss.neg_grad, neg, rtol=1e-6)
+    assert (layer.cls_loss.pos_grad > 0).any() and (layer.cls_loss.neg_grad > 0).all()
 
 
 @pytest.mark.parametrize("cls_loss", PEERS)
@@ -111,23 +111,22 @@ def test_per_roi_loss_has_no_side_effect(cls_loss):
                           layer.per_roi_classification_loss(layer.cls_score(x), gt))
 
 
-@pytest.mark.parametrize("cls_loss,buffers", [("seesaw", ["seesaw_cum_counts"]),
-                                              ("eqlv2", ["eqlv2_pos_grad", "eqlv2_neg_grad"])])
+@pytest.mark.parametrize("cls_loss,buffers", [("seesaw", ["cum_counts"]), ("eqlv2", ["pos_grad", "neg_grad"])])
 def test_accumulated_state_checkpoint_round_trip(cls_loss, buffers, tmp_path):
     torch.manual_seed(0)
     model = build_model(tiny_cfg(cls_loss=cls_loss))
     for _ in range(2):
         train_step(model, tiny_inputs())
     pred = model.roi_heads.box_predictor
-    saved = {b: getattr(pred, b).clone() for b in buffers}
+    saved = {b: getattr(pred.cls_loss, b).clone() for b in buffers}
     assert all(saved[b].abs().sum() > 0 for b in buffers)
     DetectionCheckpointer(model, save_dir=str(tmp_path)).save("model_0000001")
     fresh = build_model(tiny_cfg(cls_loss=cls_loss))
-    assert all(getattr(fresh.roi_heads.box_predictor, b).abs().sum() == 0 for b in buffers)
+    assert all(getattr(fresh.roi_heads.box_predictor.cls_loss, b).abs().sum() == 0 for b in buffers)
     (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
     DetectionCheckpointer(fresh, save_dir=str(tmp_path)).resume_or_load("", resume=True)  # what --resume does
     for b in buffers:
-        restored = getattr(fresh.roi_heads.box_predictor, b)
+        restored = getattr(fresh.roi_heads.box_predictor.cls_loss, b)
         assert restored.dtype == torch.float64 and torch.equal(restored, saved[b])
 
 
@@ -149,18 +148,18 @@ def test_two_gloo_processes_end_with_identical_buffers():
         mp.start_processes(_ddp_worker, args=(os.path.join(d, "store"), d), nprocs=2, start_method="fork")
         r0 = torch.load(os.path.join(d, "seesaw_0.pt"))
         r1 = torch.load(os.path.join(d, "seesaw_1.pt"))
-        assert torch.equal(r0["seesaw_cum_counts"], r1["seesaw_cum_counts"])
+        assert torch.equal(r0["cls_loss.cum_counts"], r1["cls_loss.cum_counts"])
         expect = sum(torch.bincount(proposals(40, K, 100 * seed + s)[0].gt_classes, minlength=K + 1)[:K]
                      for seed in (1, 2) for s in range(3))
-        assert torch.equal(r0["seesaw_cum_counts"], expect.double())  # the global counts
+        assert torch.equal(r0["cls_loss.cum_counts"], expect.double())  # the global counts
         e0 = torch.load(os.path.join(d, "eqlv2_0.pt"))
         e1 = torch.load(os.path.join(d, "eqlv2_1.pt"))
-        for b in ("eqlv2_pos_grad", "eqlv2_neg_grad"):
+        for b in ("cls_loss.pos_grad", "cls_loss.neg_grad"):
             assert e0[b].abs().sum() > 0 and torch.equal(e0[b], e1[b])
         # a single process seeing only rank 0's ROIs has smaller sums: the ranks' increments were summed
         alone = _layer("eqlv2")
         _steps(alone, 3, seed=1)
-        assert (e0["eqlv2_neg_grad"] > alone.eqlv2_neg_grad).all()
+        assert (e0["cls_loss.neg_grad"] > alone.cls_loss.neg_grad).all()
 
 
 @pytest.mark.parametrize("cls_loss", PEERS)
@@ -242,6 +241,7 @@ def test_unsupported_combinations_are_clear_errors():
     with pytest.raises(ValueError, match="needs class_counts"):
         BalancedSoftmaxOutputLayers(ShapeSpec(channels=16), box2box_transform=Box2BoxTransform((1.0,) * 4),
                                     num_classes=K, cls_loss="ecm")
-    assert "seesaw_cum_counts" not in _layer("eqlv2").state_dict()  # state only for its loss
-    assert "class_counts" in _layer("ecm").state_dict() and "class_counts" in _layer("federated").state_dict()
+    assert "cls_loss.cum_counts" not in _layer("eqlv2").state_dict()  # state only for its loss
+    assert "cls_loss.class_counts" in _layer("ecm").state_dict()
+    assert "cls_loss.class_counts" in _layer("federated").state_dict()
     assert math.isfinite(P.ecm_margins(torch.tensor([1.0, 1e6]))[0].sum().item())

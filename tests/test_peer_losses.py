@@ -279,14 +279,14 @@ def test_federated_equals_detectron2_stock_head():
     # the classes of a step: every ground-truth class, 50 in all counting background (detectron2
     # counts the background label among the 50), never background itself
     torch.manual_seed(0)
-    ours._state_before_loss(props[0].gt_classes)
-    mask = ours._federated_mask
+    ours.cls_loss.before_loss(props[0].gt_classes)
+    mask = ours.cls_loss._mask
     assert mask.shape == (k,) and mask.sum() == 49
     assert mask[props[0].gt_classes[props[0].gt_classes < k]].eq(1).all()
     # fewer classes than FEDERATED.NUM_CLASSES (stock detectron2 fails to sample): all classes
     small = BalancedSoftmaxOutputLayers(16, box2box_transform=b2b, num_classes=5, cls_loss="federated",
                                         class_counts=[5.0, 4, 3, 2, 1])
-    small._state_before_loss(torch.tensor([0, 5, 2]))
-    assert small._federated_mask is None
+    small.cls_loss.before_loss(torch.tensor([0, 5, 2]))
+    assert small.cls_loss._mask is None
     z, gt = torch.randn(3, 5), torch.tensor([0, 5, 2])
     assert torch.equal(small.per_roi_classification_loss(z, gt), P.federated_loss(z, gt, torch.ones(5), "none"))

@@ -1,6 +1,10 @@
 """Defaults for training entry points: config loading with clear errors, DDP that also works on CPU."""
 import contextlib
+import hashlib
+import importlib
+import importlib.util
 import os
+import sys
 
 import yaml
 from detectron2.config import get_cfg
@@ -38,7 +42,42 @@ def build_config(config_file="", opts=()):
     """detectron2's defaults + balms_det's keys, merged with a YAML file and ``KEY VALUE`` overrides."""
     cfg = get_cfg()
     add_balms_config(cfg)
-    return merge_config(cfg, config_file, opts)
+    merge_config(cfg, config_file, opts)
+    import_custom_modules(cfg, os.path.dirname(os.path.abspath(config_file)) if config_file else None)
+    return cfg
+
+
+def import_custom_modules(cfg, config_dir=None):
+    """Import ``MODEL.BALMS.CUSTOM_IMPORTS``, so that the losses / calibrations they register can be named
+    in the config: dotted module names, or ``.py`` files (taken from the working directory, else from
+    ``config_dir``, the config file's folder; written back to ``cfg`` as absolute paths, so that runs
+    started elsewhere find them). A file is imported once per process, under a name made from its path."""
+    resolved = []
+    for name in cfg.MODEL.BALMS.CUSTOM_IMPORTS:
+        if not name.endswith(".py"):
+            importlib.import_module(name)
+            resolved.append(name)
+            continue
+        path = os.path.abspath(name)
+        if not os.path.isfile(path) and config_dir:
+            path = os.path.join(config_dir, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"MODEL.BALMS.CUSTOM_IMPORTS: no file {name} (in {os.getcwd()}"
+                                    + (f" or {config_dir})" if config_dir else ")"))
+        resolved.append(path)
+        module_name = "balms_custom_" + hashlib.sha1(path.encode()).hexdigest()[:12]
+        if module_name in sys.modules:
+            continue
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+    if resolved != list(cfg.MODEL.BALMS.CUSTOM_IMPORTS) and not cfg.is_frozen():
+        cfg.MODEL.BALMS.CUSTOM_IMPORTS = resolved
 
 
 def create_ddp_model(model, **kwargs):

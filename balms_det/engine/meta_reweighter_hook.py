@@ -31,7 +31,7 @@ from detectron2.engine import HookBase
 from detectron2.utils import comm
 
 from ..modeling.meta_reweighter import sgd_rules
-from ..modeling.output_layers import BalancedSoftmaxOutputLayers
+from ..modeling.output_layers import LongTailOutputLayers
 from .meta_weights import class_table, weight_summary, write_meta_weights
 
 __all__ = ["MetaReweighterHook", "meta_reweighted_predictors", "capture_meta_batches"]
@@ -48,7 +48,7 @@ def meta_reweighted_predictors(model):
     return [
         (name, m)
         for name, m in _unwrap(model).named_modules()
-        if isinstance(m, BalancedSoftmaxOutputLayers) and m.meta_reweighter is not None
+        if isinstance(m, LongTailOutputLayers) and m.meta_reweighter is not None
     ]
 
 
@@ -105,9 +105,9 @@ class MetaReweighterHook(HookBase):
         self.predictors = meta_reweighted_predictors(model)
         if not self.predictors:
             raise ValueError(
-                "MODEL.BALMS.META_REWEIGHTER.ENABLED, but the model has no BalancedSoftmaxOutputLayers "
-                "with a meta reweighter (MODEL.ROI_HEADS.NAME: BalancedSoftmaxROIHeads or "
-                "BalancedSoftmaxCascadeROIHeads)"
+                "MODEL.BALMS.META_REWEIGHTER.ENABLED, but the model has no LongTailOutputLayers "
+                "with a meta reweighter (MODEL.ROI_HEADS.NAME: LongTailROIHeads or LongTailCascadeROIHeads, "
+                "or their old names BalancedSoftmaxROIHeads / BalancedSoftmaxCascadeROIHeads)"
             )
         check_only_predictors_trainable(model, self.predictors)
         self._rules()  # fails early on a non-SGD optimizer

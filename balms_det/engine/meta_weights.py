@@ -23,8 +23,8 @@ COLUMNS = ("stage", "contiguous_id", "category_id", "name", "frequency", "train_
 def _training_image_counts(cfg, predictor):
     """Training images per class: the predictor's own prior when it is one (no second read of the
     dataset), else MODEL.BALMS.PRIOR's source, else counted from the registered training dicts."""
-    if cfg.MODEL.BALMS.PRIOR.COUNT == "image_count" and "class_counts" in predictor.state_dict(keep_vars=True):
-        return predictor.class_counts
+    if cfg.MODEL.BALMS.PRIOR.COUNT == "image_count" and hasattr(predictor.cls_loss, "class_counts"):
+        return predictor.cls_loss.class_counts
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"

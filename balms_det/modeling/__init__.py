@@ -1,8 +1,10 @@
-"""Balanced Softmax ROI heads: losses (and the peers' losses), class priors, the meta reweighter, the
-classifier module, the box predictor, registered heads, stage 2."""
+"""Long-tail ROI heads: the losses (one registered module per method, the maths as plain functions),
+post-hoc calibrations, class priors, the meta reweighter, the classifier module, the box predictor
+that composes them, registered heads, stage 2."""
 from .losses import (
     balanced_sigmoid_loss,
     balanced_softmax_loss,
+    norcal_probs,
     posthoc_adjust,
     sigmoid_ce_loss,
     softmax_logit_shift,
@@ -10,7 +12,14 @@ from .losses import (
 from . import peer_losses
 from .classifiers import NormedLinear
 from .priors import ClassPrior, class_prior_from_config, load_class_prior
+from .cls_losses import CLS_LOSS_REGISTRY, ClsLoss  # registers the built-in losses
+from .calibrations import CALIBRATION_REGISTRY, Calibration, LogitAdjustment, NorCal
 from .meta_reweighter import MetaReweighter, meta_hypergradient, roi_loss_weights
-from .output_layers import BalancedSoftmaxOutputLayers
-from .roi_heads import BalancedSoftmaxCascadeROIHeads, BalancedSoftmaxROIHeads  # registers heads
+from .output_layers import BalancedSoftmaxOutputLayers, LongTailOutputLayers
+from .roi_heads import (  # registers heads
+    BalancedSoftmaxCascadeROIHeads,
+    BalancedSoftmaxROIHeads,
+    LongTailCascadeROIHeads,
+    LongTailROIHeads,
+)
 from .decoupled import ClassifierReinitHook, apply_decoupled, reinit_classifier

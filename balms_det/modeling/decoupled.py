@@ -19,7 +19,7 @@ from detectron2.layers import FrozenBatchNorm2d
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from torch import nn
 
-from .output_layers import BalancedSoftmaxOutputLayers
+from .output_layers import LongTailOutputLayers
 
 __all__ = [
     "freeze_except",
@@ -85,7 +85,7 @@ def reinit_classifier(model):
     """Re-initialise ``cls_score`` of every box predictor (cRT). Returns the number re-initialised."""
     n = 0
     for module in _unwrap(model).modules():
-        if isinstance(module, BalancedSoftmaxOutputLayers):
+        if isinstance(module, LongTailOutputLayers):
             module.reset_classifier()
             n += 1
         elif isinstance(module, FastRCNNOutputLayers):  # stock predictor: detectron2's own init

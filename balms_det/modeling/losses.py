@@ -24,6 +24,7 @@ __all__ = [
     "softmax_logit_shift",
     "balanced_softmax_loss",
     "posthoc_adjust",
+    "norcal_probs",
     "sigmoid_ce_loss",
     "balanced_sigmoid_loss",
     "sigmoid_prior_bias",
@@ -96,6 +97,23 @@ def posthoc_adjust(logits, shift, tau):
     if tau == 0:
         return logits
     return logits - tau * shift.to(dtype=logits.dtype, device=logits.device)
+
+
+def norcal_probs(logits, counts, gamma=1.0):
+    """
+    NorCal (Pan et al., NeurIPS 2021), as the authors' code computes it (``WITH: exps``, ``RENORM``):
+    each foreground class's ``exp(z_c)`` divided by ``counts_c ** gamma``, the background's kept, all
+    K + 1 renormalised; that is ``softmax(z - gamma * [log n_1 .. log n_K, 0])`` (computed so, without
+    the code's unguarded ``exp``). Unlike logit adjustment's centered shift, the raw counts also move
+    every foreground class against background.
+
+    Args:
+        logits: (N, K + 1) softmax logits, background last. counts: (K,) positive training counts
+        (the authors use training image counts). gamma: the exponent (0 = plain softmax).
+    """
+    log_n = counts.to(device=logits.device, dtype=torch.float64).log()
+    shift = torch.cat([log_n, log_n.new_zeros(1)]).to(logits.dtype)
+    return F.softmax(logits - gamma * shift, dim=-1)
 
 
 def one_hot_targets(logits, gt_classes):

@@ -36,6 +36,7 @@ from typing import Callable, Dict, Optional
 
 import torch
 import torch.distributed as dist
+from detectron2.layers import ShapeSpec
 from detectron2.utils import comm
 from torch import nn
 from torch.func import functional_call, jvp, vjp
@@ -51,6 +52,7 @@ __all__ = [
     "adam_step_",
     "META_SOURCES",
     "MetaReweighter",
+    "meta_reweighter_from_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -385,3 +387,24 @@ class MetaReweighter(nn.Module):
         if self.on_nonfinite == "raise":
             raise FloatingPointError(msg + "; set MODEL.BALMS.META_REWEIGHTER.ON_NONFINITE 'skip' to skip such steps")
         logger.warning(msg + "; meta step skipped (ON_NONFINITE 'skip')")
+
+
+def meta_reweighter_from_config(cfg, input_shape):
+    """The :class:`MetaReweighter` of ``MODEL.BALMS.META_REWEIGHTER``, or None when not enabled."""
+    m = cfg.MODEL.BALMS.META_REWEIGHTER
+    if not m.ENABLED:
+        return None
+    if not cfg.MODEL.BALMS.DECOUPLED.ENABLED:
+        raise ValueError(
+            "MODEL.BALMS.META_REWEIGHTER.ENABLED needs MODEL.BALMS.DECOUPLED.ENABLED: the meta step "
+            "reuses the box features of the training step, which is exact only while everything "
+            "but the box classifier is frozen (decoupled stage 2, as in BALMS)."
+        )
+    if isinstance(input_shape, int):
+        input_shape = ShapeSpec(channels=input_shape)
+    feature_dim = input_shape.channels * (input_shape.width or 1) * (input_shape.height or 1)
+    return MetaReweighter(
+        cfg.MODEL.ROI_HEADS.NUM_CLASSES, feature_dim, lr=m.LR, source=m.META_SOURCE,
+        bank_per_class=m.BANK_PER_CLASS, bank_background=m.BANK_BACKGROUND, meta_rois=m.META_ROIS,
+        meta_loss=m.META_LOSS, on_nonfinite=m.ON_NONFINITE,
+    )

@@ -1,41 +1,50 @@
-"""Registered ROI heads whose box predictor is :class:`BalancedSoftmaxOutputLayers`.
+"""Registered ROI heads whose box predictor is :class:`LongTailOutputLayers`.
 
-``MODEL.ROI_HEADS.NAME: BalancedSoftmaxROIHeads`` (standard Mask R-CNN heads) or
-``BalancedSoftmaxCascadeROIHeads`` (Cascade R-CNN); the loss is chosen by ``MODEL.BALMS.CLS_LOSS``.
-Box/mask heads, proposal sampling and everything else are detectron2's.
+``MODEL.ROI_HEADS.NAME: LongTailROIHeads`` (standard Mask R-CNN heads) or ``LongTailCascadeROIHeads``
+(Cascade R-CNN); the method is ``MODEL.BALMS.CLS_LOSS`` (and ``CALIBRATION``). Box/mask heads, proposal
+sampling and everything else are detectron2's. ``BalancedSoftmaxROIHeads`` /
+``BalancedSoftmaxCascadeROIHeads`` are their names from before every method ran in them; they keep
+working (the same heads).
 """
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, CascadeROIHeads, StandardROIHeads
 
-from .output_layers import BalancedSoftmaxOutputLayers, prior_from_config
+from .output_layers import LongTailOutputLayers, prior_from_config
 
-__all__ = ["BalancedSoftmaxROIHeads", "BalancedSoftmaxCascadeROIHeads"]
+__all__ = ["LongTailROIHeads", "LongTailCascadeROIHeads", "BalancedSoftmaxROIHeads",
+           "BalancedSoftmaxCascadeROIHeads"]
 
 
 @ROI_HEADS_REGISTRY.register()
-class BalancedSoftmaxROIHeads(StandardROIHeads):
-    """:class:`StandardROIHeads` with a :class:`BalancedSoftmaxOutputLayers` box predictor."""
+class LongTailROIHeads(StandardROIHeads):
+    """:class:`StandardROIHeads` with a :class:`LongTailOutputLayers` box predictor."""
 
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
-        ret["box_predictor"] = BalancedSoftmaxOutputLayers(
-            cfg, ret["box_head"].output_shape, prior=prior_from_config(cfg)
-        )
+        ret["box_predictor"] = LongTailOutputLayers(cfg, ret["box_head"].output_shape, prior=prior_from_config(cfg))
         return ret
 
 
 @ROI_HEADS_REGISTRY.register()
-class BalancedSoftmaxCascadeROIHeads(CascadeROIHeads):
-    """:class:`CascadeROIHeads` with a :class:`BalancedSoftmaxOutputLayers` predictor per stage."""
+class LongTailCascadeROIHeads(CascadeROIHeads):
+    """:class:`CascadeROIHeads` with a :class:`LongTailOutputLayers` predictor per stage."""
 
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
         prior = prior_from_config(cfg)  # loaded once for all stages
         ret["box_predictors"] = [
-            BalancedSoftmaxOutputLayers(
-                cfg, head.output_shape, prior=prior, box2box_transform=old.box2box_transform
-            )
+            LongTailOutputLayers(cfg, head.output_shape, prior=prior, box2box_transform=old.box2box_transform)
             for head, old in zip(ret["box_heads"], ret["box_predictors"])
         ]
         return ret
+
+
+@ROI_HEADS_REGISTRY.register()
+class BalancedSoftmaxROIHeads(LongTailROIHeads):
+    """The old name of :class:`LongTailROIHeads`."""
+
+
+@ROI_HEADS_REGISTRY.register()
+class BalancedSoftmaxCascadeROIHeads(LongTailCascadeROIHeads):
+    """The old name of :class:`LongTailCascadeROIHeads`."""

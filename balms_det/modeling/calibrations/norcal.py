@@ -1,0 +1,46 @@
+"""``norcal``: NorCal (Pan et al., NeurIPS 2021; tydpan/NorCal), training-free: every foreground class's
+score divided by its training count to the power ``gamma``, background kept, renormalised per ROI
+(:func:`~balms_det.modeling.losses.norcal_probs`)."""
+from .. import losses as L
+from .base import CALIBRATION_REGISTRY, SoftmaxLogitCalibration
+
+__all__ = ["NorCal"]
+
+
+@CALIBRATION_REGISTRY.register()
+class NorCal(SoftmaxLogitCalibration):
+    """
+    The counts are the loss's ``class_counts`` (``MODEL.BALMS.PRIOR``; the authors use training image
+    counts, ``PRIOR.COUNT: image_count``). Paper vs code: the code calibrates the exponentials of the
+    K + 1 logits and renormalises over all of them, background included (``WITH: exps``,
+    ``RENORM: True``), which is what we compute; its default ``GAMMA`` is 0.0, the identity, and its
+    README has the exponent set on the command line. Our default 1.0 (``MODEL.BALMS.NORCAL.GAMMA``) is
+    the label-prior correction that logit adjustment's tau = 1 also makes, not tuned on any val set.
+    """
+
+    name = "norcal"
+
+    def __init__(self, gamma=1.0):
+        super().__init__()
+        if gamma < 0:
+            raise ValueError(f"NorCal needs gamma >= 0 (MODEL.BALMS.NORCAL.GAMMA), got {gamma}")
+        self.gamma = float(gamma)
+
+    @classmethod
+    def from_config(cls, cfg):
+        return {"gamma": cfg.MODEL.BALMS.NORCAL.GAMMA}
+
+    @classmethod
+    def needs_prior(cls, loss_cls, loss_settings):
+        return True
+
+    def check(self, loss):
+        super().check(loss)
+        if not hasattr(loss, "class_counts"):
+            raise ValueError("NorCal needs the class prior: build the loss with class_counts")
+
+    def forward(self, logits, loss):
+        return L.norcal_probs(logits, loss.class_counts, self.gamma)
+
+    def extra_repr(self):
+        return f"gamma={self.gamma}"

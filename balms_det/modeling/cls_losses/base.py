@@ -1,0 +1,120 @@
+"""The registry of classification losses and what every loss module shares.
+
+A classification loss is a small ``nn.Module`` registered in :data:`CLS_LOSS_REGISTRY` and chosen by
+``MODEL.BALMS.CLS_LOSS`` (its class name, or its short :attr:`ClsLoss.name`). It owns everything
+about its method: how many logits it needs and the classifier's bias init, its buffers (saved in
+checkpoints, the same on every DDP rank when it says so), the per-ROI loss (no side effects: the
+Meta Reweighter calls it again), the inference rule, what it does once per training step, and
+``from_config`` for its own keys. The maths lives in plain functions (``losses.py``,
+``peer_losses.py``). A user's loss is a subclass in the user's own file::
+
+    @CLS_LOSS_REGISTRY.register()
+    class MyLoss(ClsLoss):
+        extra_logits = 1                       # K + 1 logits, background last
+        def per_roi_loss(self, logits, gt_classes):
+            return F.cross_entropy(logits, gt_classes, reduction="none")
+        def probs(self, logits):
+            return F.softmax(logits, dim=-1)
+"""
+import torch
+from detectron2.utils import comm
+from detectron2.utils.registry import Registry
+from torch import distributed as dist
+from torch import nn
+
+from ..named_registry import lookup
+
+__all__ = ["CLS_LOSS_REGISTRY", "ClsLoss", "cls_loss_class", "all_reduce_sum"]
+
+CLS_LOSS_REGISTRY = Registry("CLS_LOSS")
+CLS_LOSS_REGISTRY.__doc__ = """Classification losses of :class:`LongTailOutputLayers` (``MODEL.BALMS.CLS_LOSS``):
+subclasses of :class:`ClsLoss`, looked up by class name or by their ``name`` attribute."""
+
+
+def cls_loss_class(name):
+    """The registered :class:`ClsLoss` subclass called ``name`` (class name or short name)."""
+    return lookup(CLS_LOSS_REGISTRY, name, "MODEL.BALMS.CLS_LOSS")
+
+
+def all_reduce_sum(tensor):
+    """``tensor`` summed over the DDP workers, in place (unchanged in a single process)."""
+    if comm.get_world_size() > 1:
+        dist.all_reduce(tensor)
+    return tensor
+
+
+class ClsLoss(nn.Module):
+    """
+    Base of the classification losses: ``K`` foreground classes, labels in ``[0, K]`` (``K`` is
+    background). Subclasses set the class attributes and implement :meth:`per_roi_loss` and
+    :meth:`probs`; the rest has defaults.
+
+    ``class_counts`` (the (K,) class prior) is kept as the persistent float64 buffer ``class_counts``
+    when given; a loss with ``uses_prior`` needs it. Give it only when the loss (or a post-hoc
+    calibration reading it) needs it, so that loading a checkpoint trained with another loss (stage 2)
+    keeps this run's prior.
+    """
+
+    name = ""  # short name accepted by MODEL.BALMS.CLS_LOSS besides the class name
+    extra_logits = 1  # cls_score gives K + extra_logits outputs
+    uses_prior = False  # needs class_counts
+    needs_num_images = False  # the prior must also give the number of training images
+    softmax_logits = False  # probs = softmax of K + 1 logits: the post-hoc calibrations apply
+    plain_loss = None  # the Meta Reweighter's meta loss (a method), None = the reweighter is refused
+    legacy_buffers = {"class_counts": "class_counts"}  # buffer names of the pre-module predictor
+    legacy_kwargs = {}  # keyword names of the pre-module predictor's constructor -> this __init__'s
+
+    def __init__(self, num_classes, *, class_counts=None, num_images=None):
+        super().__init__()
+        self.num_classes = int(num_classes)
+        if class_counts is None:
+            if self.uses_prior:
+                raise ValueError(f"cls_loss={self.name or type(self).__name__!r} needs class_counts (the class prior)")
+            return
+        counts = torch.as_tensor(class_counts, dtype=torch.float64).flatten()
+        if counts.numel() != self.num_classes:
+            raise ValueError(f"class_counts has {counts.numel()} entries, num_classes is {self.num_classes}")
+        if not (torch.isfinite(counts).all() and (counts > 0).all()):
+            raise ValueError("class_counts must be finite and > 0 (see priors.sanitize_counts)")
+        self.register_buffer("class_counts", counts)
+
+    # ---------------------------------------------------------------- configuration
+    @classmethod
+    def from_config(cls, cfg):
+        """This loss's own keyword arguments from ``cfg`` (its keys under ``MODEL.BALMS``)."""
+        return {}
+
+    @classmethod
+    def needs_prior(cls, **settings):
+        """Whether the loss built with these keyword arguments needs ``class_counts``."""
+        return cls.uses_prior
+
+    def num_logits(self):
+        return self.num_classes + self.extra_logits
+
+    def bias_init(self):
+        """The classifier's initial bias (every logit)."""
+        return 0.0
+
+    # ---------------------------------------------------------------- training
+    def per_roi_loss(self, logits, gt_classes):
+        """(N,) loss of each ROI; the training loss is their sum / N. No side effects."""
+        raise NotImplementedError
+
+    def before_loss(self, gt_classes):
+        """Once per training step, before the loss (under no_grad)."""
+
+    def after_loss(self, logits, gt_classes):
+        """Once per training step, after the loss (under no_grad)."""
+
+    def register_state(self, name, size):
+        """A float64 buffer of zeros that accumulates over training, saved in checkpoints."""
+        self.register_buffer(name, torch.zeros(size, dtype=torch.float64))
+
+    # ---------------------------------------------------------------- inference
+    def probs(self, logits):
+        """(N, K + 1) class probabilities by this method's inference rule, background last."""
+        raise NotImplementedError
+
+    def extra_repr(self):
+        return f"num_classes={self.num_classes}"

@@ -42,11 +42,13 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_heads import final_results  # noqa: E402
 LT = "configs/LTShapes"
 LT_BASE = f"{LT}/Base-MaskRCNN-R18-FPN.yaml"
 RFS = ("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler", "DATALOADER.REPEAT_THRESHOLD", "0.1")
 NORMED = ("MODEL.BALMS.CLASSIFIER", "normed")
-OURS = ("MODEL.ROI_HEADS.NAME", "BalancedSoftmaxROIHeads")
+OURS = ("MODEL.ROI_HEADS.NAME", "LongTailROIHeads")
 TASKS = ("bbox", "segm")
 METRICS = ("AP", "APr", "APc", "APf")
 # Keys that say where a run lives or starts from, never what the method is.
@@ -178,31 +180,18 @@ def machine():
 
 
 def final_metrics(out_dir):
-    """The last evaluation line of ``OUTPUT_DIR/metrics.json`` (bbox/..., segm/...), or None."""
-    path = os.path.join(out_dir, "metrics.json")
-    res = None
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                d = json.loads(line)
-                if "bbox/AP" in d:
-                    res = {k: v for k, v in d.items() if k.startswith(TASKS)}
-    return res
+    """The last evaluation of ``OUTPUT_DIR/metrics.json`` (bbox/..., segm/...), or None."""
+    res = final_results(out_dir)
+    return res and {k: v for k, v in res.items() if k.startswith(TASKS)}
 
 
 def training_speed(out_dir):
-    """(iterations, seconds) from detectron2's "Overall training speed" line in log.txt, or None."""
+    """(iterations, seconds per iteration) from detectron2's last "Overall training speed" line in
+    ``OUTPUT_DIR/log.txt``, or None."""
     path = os.path.join(out_dir, "log.txt")
-    if not os.path.exists(path):
-        return None
-    m = None
-    with open(path) as f:
-        for line in f:
-            m = re.search(r"Overall training speed: (\d+) iterations in ([\d:]+) \(([\d.]+) s / it\)", line) or m
-    if not m:
-        return None
-    h, mi, s = (int(x) for x in m.group(2).split(":"))
-    return int(m.group(1)), float(m.group(3))
+    text = open(path).read() if os.path.exists(path) else ""
+    found = re.findall(r"Overall training speed: (\d+) iterations in [\d:]+ \(([\d.]+) s / it\)", text)
+    return (int(found[-1][0]), float(found[-1][1])) if found else None
 
 
 class Bench:

@@ -15,7 +15,8 @@ from .priors import ClassPrior, class_prior_from_config, load_class_prior
 from .cls_losses import CLS_LOSS_REGISTRY, ClsLoss  # registers the built-in losses
 from .calibrations import CALIBRATION_REGISTRY, Calibration, LogitAdjustment, NorCal
 from .meta_reweighter import MetaReweighter, meta_hypergradient, roi_loss_weights
-from .output_layers import BalancedSoftmaxOutputLayers, LongTailOutputLayers
+from .output_layers import LongTailOutputLayers
+from .legacy_output_layers import BalancedSoftmaxOutputLayers
 from .roi_heads import (  # registers heads
     BalancedSoftmaxCascadeROIHeads,
     BalancedSoftmaxROIHeads,

@@ -7,10 +7,9 @@ weights per ROI (BALMS) -> post-hoc calibration at inference (a registered
 detectron2's. Everything about a method (its logits, bias init, buffers, per-step state, inference
 rule) lives in its loss module; this layer only composes them.
 
-``BalancedSoftmaxOutputLayers`` is the name and the flat keyword arguments of this layer before the
-losses became modules (``cls_loss="seesaw", seesaw_p=0.8, class_counts=..., posthoc_tau=...``); it
-keeps working, and so do its checkpoints: the loss buffers it kept on itself (``class_counts``,
-``seesaw_cum_counts``, ...) load into the loss module (each loss's ``legacy_buffers``).
+Checkpoints from before the losses were modules kept the loss buffers on the predictor itself
+(``class_counts``, ``seesaw_cum_counts``, ...); they load into the loss module (each loss's
+``legacy_buffers``). The old name and keyword arguments: :mod:`.legacy_output_layers`.
 """
 import torch
 from detectron2.config import configurable
@@ -20,12 +19,11 @@ from torch import nn
 
 from .calibrations import LogitAdjustment, NoCalibration, calibration_class
 from .classifiers import build_classifier
-from .cls_losses import CLS_LOSS_REGISTRY, cls_loss_class
+from .cls_losses import cls_loss_class
 from .meta_reweighter import meta_reweighter_from_config
 from .priors import class_prior_from_config
 
-__all__ = ["LongTailOutputLayers", "BalancedSoftmaxOutputLayers", "CLS_LOSSES", "prior_from_config",
-           "build_cls_loss", "build_calibration"]
+__all__ = ["LongTailOutputLayers", "CLS_LOSSES", "prior_from_config", "build_cls_loss", "build_calibration"]
 
 CLS_LOSSES = ("softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid", "seesaw", "eqlv2", "ecm", "federated")
 
@@ -211,27 +209,10 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         return self.calibration(scores, self.cls_loss).split([len(p) for p in proposals], dim=0)
 
 
-class BalancedSoftmaxOutputLayers(LongTailOutputLayers):
-    """
-    The pre-module name and keyword arguments, kept working: ``cls_loss`` a registered name with its
-    settings given flat (``tau``, ``background``, ``seesaw_p``, ...: each loss's ``legacy_kwargs``;
-    other losses' settings are ignored, as they were), ``class_counts`` / ``num_images`` the prior
-    (kept when the loss or the calibration needs it), ``posthoc_tau`` > 0 logit adjustment.
-    """
+def __getattr__(name):
+    """``from balms_det.modeling.output_layers import BalancedSoftmaxOutputLayers`` keeps working."""
+    if name == "BalancedSoftmaxOutputLayers":
+        from .legacy_output_layers import BalancedSoftmaxOutputLayers
 
-    @configurable
-    def __init__(self, input_shape, *, cls_loss="balanced_softmax", class_counts=None, num_images=None,
-                 posthoc_tau=0.0, **kwargs):
-        if posthoc_tau:
-            kwargs["calibration"] = LogitAdjustment(posthoc_tau)
-        if isinstance(cls_loss, str):
-            loss_cls = cls_loss_class(cls_loss)
-            settings = {new: kwargs.pop(old) for old, new in loss_cls.legacy_kwargs.items() if old in kwargs}
-            for _, other in CLS_LOSS_REGISTRY:
-                for old in other.legacy_kwargs:
-                    kwargs.pop(old, None)
-            need = loss_cls.needs_prior(**settings) or (
-                posthoc_tau and LogitAdjustment.needs_prior(loss_cls, settings))
-            cls_loss = loss_cls(kwargs["num_classes"], class_counts=class_counts if need else None,
-                                num_images=num_images, **settings)
-        super().__init__(input_shape, cls_loss=cls_loss, **kwargs)
+        return BalancedSoftmaxOutputLayers
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

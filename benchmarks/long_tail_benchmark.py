@@ -157,7 +157,7 @@ def schedule_opts(method_opts, base_cfg, iters):
     share = cfg.SOLVER.MAX_ITER / lt_iters if "SOLVER.MAX_ITER" in own else 1.0
     n = max(1, round(iters * share))
     f = n / cfg.SOLVER.MAX_ITER
-    steps = tuple(min(n - 1, max(1, round(s * f))) for s in cfg.SOLVER.STEPS) if n > 1 else ()
+    steps = tuple(sorted({min(n - 1, max(1, round(s * f))) for s in cfg.SOLVER.STEPS})) if n > 1 else ()
     return ["SOLVER.MAX_ITER", str(n), "SOLVER.STEPS", repr(steps),
             "SOLVER.WARMUP_ITERS", str(min(round(cfg.SOLVER.WARMUP_ITERS * f), max(n - 1, 0))),
             "SOLVER.CHECKPOINT_PERIOD", str(n)]
@@ -186,12 +186,16 @@ def final_metrics(out_dir):
 
 
 def training_speed(out_dir):
-    """(iterations, seconds per iteration) from detectron2's last "Overall training speed" line in
-    ``OUTPUT_DIR/log.txt``, or None."""
+    """(iterations trained, seconds per iteration or None): the last iteration in ``metrics.json``, and
+    detectron2's last "Overall training speed" line in ``log.txt`` (absent for very short runs)."""
+    iters = 0
+    if os.path.exists(os.path.join(out_dir, "metrics.json")):
+        with open(os.path.join(out_dir, "metrics.json")) as f:
+            iters = max([json.loads(line).get("iteration", -1) + 1 for line in f if "total_loss" in line] or [0])
     path = os.path.join(out_dir, "log.txt")
     text = open(path).read() if os.path.exists(path) else ""
-    found = re.findall(r"Overall training speed: (\d+) iterations in [\d:]+ \(([\d.]+) s / it\)", text)
-    return (int(found[-1][0]), float(found[-1][1])) if found else None
+    found = re.findall(r"Overall training speed: \d+ iterations in [\d:]+ \(([\d.]+) s / it\)", text)
+    return iters, (float(found[-1]) if found else None)
 
 
 class Bench:
@@ -292,14 +296,14 @@ class Bench:
         metrics = final_metrics(out)
         if metrics is None:
             raise RuntimeError(f"{out}/metrics.json has no final evaluation")
-        speed = training_speed(out)
+        iters, s_per_iter = training_speed(out)
         rec = {
             "method": m.name, "label": m.label, "block": m.block, "seed": seed, "suite": self.suite,
             "stage1": m.stage1, "eval_only": m.eval_only,
             "base_config": self.base, "overrides": self.method_opts(m), "data": self.data_opts,
             "metrics": metrics,
-            "train_iters": speed[0] if speed else 0, "s_per_iter": speed[1] if speed else None,
-            "train_s": round(speed[0] * speed[1], 1) if speed else 0.0,
+            "train_iters": iters, "s_per_iter": s_per_iter,
+            "train_s": round(iters * s_per_iter, 1) if s_per_iter else None,
             "wall_s": round(wall, 1) if wall is not None else None,
             "commit": _git("rev-parse", "--short", "HEAD"), "machine": machine(),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -365,7 +369,7 @@ class Bench:
                 for k in METRICS:
                     v = [r["metrics"].get(f"{t}/{k}", float("nan")) for r in recs]
                     cells[f"{t}/{k}"] = (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else None)
-            train = [r["train_s"] for r in recs]
+            train = [r["train_s"] or 0.0 for r in recs]
             rows.append({"method": m, "seeds": [r["seed"] for r in recs], "cells": cells,
                          "train_min": statistics.mean(train) / 60,
                          "commits": sorted({r["commit"] for r in recs}), "machine": recs[0]["machine"]})

@@ -58,3 +58,121 @@ def test_compare_heads_tables_finished_runs_with_summary_and_plot(tmp_path):
     stats = json.loads(summary.read_text())["configs"]["mask_rcnn_R18_FPN_softmax"]["segm/APr"]
     assert stats["per_seed"] == [57.0, 59.0] and stats["mean"] == 58.0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_long_tail_methods_are_their_configs(tmp_path):
+    """Every row's overrides on the lt_shapes base rebuild its config exactly (but where a run lives)."""
+    import sys
+
+    sys.path.insert(0, "benchmarks")
+    import long_tail_benchmark as B
+
+    for m in B.METHODS:
+        opts = B.config_diff(m.config, opts=m.extra)
+        rebuilt, direct = B._flat(B._cfg(B.LT_BASE, opts)), B._flat(B._cfg(m.config, m.extra))
+        assert {k: v for k, v in rebuilt.items() if not k.startswith(B._NOT_METHOD)} == \
+            {k: v for k, v in direct.items() if not k.startswith(B._NOT_METHOD)}, m.name
+    names = [m.name for m in B.METHODS]
+    assert len(set(names)) == len(names) and all(B.METHODS[names.index(m.stage1)].block < 3
+                                                 for m in B.METHODS if m.stage1)
+    # stage 2 keeps its share of the schedule (300 of 1,200), steps at the same fractions
+    bs = next(m for m in B.METHODS if m.name == "bs_decoupled")
+    sched = B.schedule_opts(B.config_diff(bs.config), B._cfg(B.LT_BASE), 400)
+    assert sched[:4] == ["SOLVER.MAX_ITER", "100", "SOLVER.STEPS", "(50, 80)"]
+
+
+COCO_DATA = '''
+"""A user's own COCO-format dataset (3 classes, class 2 rare), written and registered on import."""
+import json, os
+import cv2
+import numpy as np
+from detectron2.data.datasets import register_coco_instances
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "my_coco")
+
+
+def _write(split, n, seed):
+    rng = np.random.default_rng(seed)
+    os.makedirs(os.path.join(ROOT, split), exist_ok=True)
+    images, anns = [], []
+    for i in range(n):
+        img = np.full((64, 64, 3), 30, np.uint8)
+        for k in range(2):
+            c = [1, 1, 1, 2, 2, 3][(i + 3 * k) % 6] if split == "train" else 1 + (i + k) % 3
+            if split == "train" and c == 3 and i % 3:
+                c = 1
+            x, y = int(rng.integers(2, 36)), int(rng.integers(2, 36))
+            img[y:y + 24, x:x + 24] = (60 * c, 250 - 60 * c, 120)
+            anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": c, "iscrowd": 0, "area": 576,
+                         "bbox": [x, y, 24, 24], "segmentation": [[x, y, x + 24, y, x + 24, y + 24, x, y + 24]]})
+        cv2.imwrite(os.path.join(ROOT, split, f"{i}.png"), img)
+        images.append({"id": i + 1, "file_name": f"{i}.png", "height": 64, "width": 64})
+    cats = [{"id": c, "name": f"class{c}"} for c in (1, 2, 3)]
+    path = os.path.join(ROOT, f"{split}.json")
+    with open(path, "w") as f:
+        json.dump({"images": images, "annotations": anns, "categories": cats}, f)
+    register_coco_instances(f"my_coco_{split}", {}, path, os.path.join(ROOT, split))
+
+
+_write("train", 12, 0)
+_write("val", 5, 1)
+'''
+
+USER_BASE = '''
+_BASE_: "{repo}/configs/LTShapes/Base-MaskRCNN-R18-FPN.yaml"
+MODEL:
+  ROI_HEADS: {{NUM_CLASSES: 3, BATCH_SIZE_PER_IMAGE: 32}}
+  RPN: {{POST_NMS_TOPK_TEST: 50}}
+  BALMS:
+    CUSTOM_IMPORTS: ["my_data.py", "my_loss.py"]
+    PRIOR: {{SOURCE: "dataset"}}
+DATALOADER: {{NUM_WORKERS: 0}}
+SOLVER: {{IMS_PER_BATCH: 2}}
+TEST: {{DETECTIONS_PER_IMAGE: 20, LVIS_EVAL: {{FREQUENCY_THRESHOLDS: [2, 4]}}}}
+'''
+
+
+def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path):
+    """The one command on a user's registered COCO-format data, base config and registered loss: a few
+    iterations, one seed, a stage 1 + its decoupled stage 2 + the user's loss; records, report and
+    chart written; a re-run trains nothing; a stage-2 run whose stage-1 weights are gone trains them."""
+    import json
+
+    from test_cls_loss_modules import USER_LOSS
+
+    (tmp_path / "my_data.py").write_text(COCO_DATA)
+    (tmp_path / "my_loss.py").write_text(USER_LOSS)
+    import os
+
+    from conftest import REPO
+
+    (tmp_path / "base.yaml").write_text(USER_BASE.format(repo=REPO))
+    (tmp_path / "my_loss.yaml").write_text(
+        f'_BASE_: "{REPO}/configs/LTShapes/Base-MaskRCNN-R18-FPN.yaml"\n'
+        "MODEL:\n  ROI_HEADS: {NAME: LongTailROIHeads}\n  BALMS: {CLS_LOSS: MyFocalLoss}\n")
+    cmd = [os.path.join(REPO, "benchmarks", "long_tail_benchmark.py"), "--base-config", str(tmp_path / "base.yaml"),
+           "--train", "my_coco_train", "--test", "my_coco_val", "--tag", "mycoco", "--iters", "4", "--seeds", "0",
+           "--methods", "softmax", "bs_decoupled", "my_loss", "--extra", f"my_loss={tmp_path / 'my_loss.yaml'}",
+           "--runs-dir", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
+           "--report", str(tmp_path / "report" / "lt")]
+    out = run_tool(cmd, datasets_dir, cwd=str(tmp_path)).stdout
+    assert "suite mycoco_it4: 3 runs, 0 finished, 3 to do" in out, out
+    assert re.search(r"^\[1/3\] softmax seed 0 \(block 1\); elapsed .* ETA ", out, re.M), out
+    recs = {m: json.loads((tmp_path / "runs" / "mycoco_it4" / m / "seed0.json").read_text())
+            for m in ("softmax", "bs_decoupled", "my_loss")}
+    assert recs["bs_decoupled"]["train_iters"] >= 1 and recs["softmax"]["train_iters"] >= 3
+    assert recs["bs_decoupled"]["stage1"] == "softmax" and "MODEL.BALMS.CLS_LOSS" in recs["my_loss"]["overrides"]
+    assert all(set(r["metrics"]) >= {"bbox/AP", "bbox/APr", "segm/APr"} for r in recs.values())
+    md = (tmp_path / "report" / "lt.md").read_text()
+    assert "| Balanced Softmax decoupled (tau 1) | 1 |" in md and "| my_loss | 1 |" in md, md
+    assert (tmp_path / "report" / "lt.png").read_bytes()[:4] == b"\x89PNG"
+    # a re-run skips every finished run; with the stage-1 weights gone, a new stage-2 row trains them
+    os.remove(tmp_path / "cache" / "mycoco_it4" / "softmax" / "seed0" / "model_final.pth")
+    out = run_tool(cmd, datasets_dir, cwd=str(tmp_path)).stdout
+    assert "3 finished, 0 to do" in out and "$ " not in out, out
+    out = run_tool(cmd[:cmd.index("--methods") + 1] + ["softmax+la", "--runs-dir", str(tmp_path / "runs"),
+                                                          "--cache", str(tmp_path / "cache"),
+                                                          "--report", str(tmp_path / "report" / "la")],
+                   datasets_dir, cwd=str(tmp_path)).stdout
+    assert "stage 1 softmax seed 0: weights missing, training it" in out, out
+    assert json.loads((tmp_path / "runs" / "mycoco_it4" / "softmax+la" / "seed0.json").read_text())["eval_only"]

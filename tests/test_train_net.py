@@ -48,6 +48,8 @@ def test_eval_only_from_checkpoint(trained, datasets_dir, tmp_path):
     assert "model_final.pth" in proc.stdout
     assert proc.stdout.count("copypaste: AP,AP50,AP75,APs,APm,APl,APr,APc,APf") == 2  # bbox, segm
     assert "Starting training" not in proc.stdout
+    final = _metrics(tmp_path)[-1]  # the results, as a training run's final evaluation line
+    assert final["bbox/AP"] == pytest.approx(_metrics(out)[-1]["bbox/AP"]) and "segm/APr" in final
 
 
 def test_resume_continues_from_last_checkpoint(trained, datasets_dir, tmp_path):

@@ -6,15 +6,17 @@ says what differs. Examples::
 
     python tools/train_net.py --config-file configs/LTShapes/mask_rcnn_R18_FPN_softmax.yaml
     python tools/train_net.py --config-file CFG --num-gpus 2            # 2 processes (gloo on CPU)
-    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+    python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth  # + metrics.json
     python tools/train_net.py --config-file CFG --resume                # continue from last_checkpoint
 """
+import json
 import logging
 import os
 
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
+from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -72,6 +74,9 @@ def main(args):
         if cfg.TEST.AUG.ENABLED:
             res.update(Trainer.test_with_TTA(cfg, model))
         verify_results(cfg, res)
+        if comm.is_main_process():  # as a training run's final evaluation: one line of metrics.json
+            with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "a") as f:
+                f.write(json.dumps(flatten_results_dict(res)) + "\n")
         return res
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

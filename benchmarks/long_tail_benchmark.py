@@ -284,9 +284,13 @@ class Bench:
             cmd = self.command(m, seed, weights)
             print("  $", " ".join(cmd), flush=True)
             t0 = time.time()
-            log = open(os.path.join(self._mkdir(out), "stdout.txt"), "w")
-            proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-            log.close()
+            with open(os.path.join(self._mkdir(out), "stdout.txt"), "w") as log:
+                proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                for line in proc.stdout:  # to the run's stdout.txt, and to the console with --stream
+                    log.write(line)
+                    if self.args.stream:
+                        print(line, end="", flush=True)
+                proc.wait()
             wall = time.time() - t0
             if proc.returncode:
                 tail = open(os.path.join(out, "stdout.txt")).read()[-4000:]
@@ -397,6 +401,7 @@ class Bench:
                 cells = " | ".join(_pm(*r["cells"][c]) for c in cols)
                 lines.append(f"| {r['method'].label} | {len(r['seeds'])} | {cells} | {r['train_min']:.1f} |")
             lines.append("")
+        lines += self.deltas(rows)
         total = sum(rec["wall_s"] or 0 for r in rows for s in r["seeds"] if (rec := self.load(r["method"], s)))
         cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
         lines += [f"Command: `{cmd.strip()}`", "",
@@ -409,6 +414,78 @@ class Bench:
         self.plot(rows, path + ".png")
         print("\n".join(lines))
         print(f"written: {path}.md, {path}.png")
+
+    @staticmethod
+    def deltas(rows, base="softmax"):
+        """Lines: each method's bbox / segm APr, APc, APf minus the softmax baseline's (same seeds' means)."""
+        ref = next((r for r in rows if r["method"].name == base), None)
+        if ref is None or len(rows) < 2:
+            return []
+        out = [f"Against {ref['method'].label} (difference of the means, bbox / segm):", ""]
+        for r in rows:
+            if r is ref:
+                continue
+            d = {t: " ".join(f"{k} {r['cells'][f'{t}/{k}'][0] - ref['cells'][f'{t}/{k}'][0]:+.1f}"
+                             for k in ("APr", "APc", "APf")) for t in TASKS}
+            out.append(f"- {r['method'].label}: bbox {d['bbox']}; segm {d['segm']}")
+        return out + [""]
+
+    def figure(self, names, path, per_row=4, score_thresh=0.5):
+        """Ground truth and each method's detections (score >= ``score_thresh``) on the test images with
+        the most rare-class instances (rare: training images <= the evaluator's first threshold)."""
+        import cv2
+        import torch
+        from detectron2.data import DatasetCatalog, MetadataCatalog
+        from detectron2.engine import DefaultPredictor
+        from detectron2.utils.visualizer import Visualizer
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        from balms_det.modeling.priors import class_prior_from_config
+
+        seed, test = self.args.seeds[0], (self.args.test or self.base_cfg.DATASETS.TEST)[0]
+        meta = MetadataCatalog.get(test)
+        cfg = self._run_cfg(self.methods[names[0]], seed)
+        cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"
+        rare_max = cfg.TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS[0]
+        rare = {c for c, n in enumerate(class_prior_from_config(cfg).counts.tolist()) if n <= rare_max}
+        dicts = sorted(DatasetCatalog.get(test), key=lambda d: -sum(a["category_id"] in rare for a in d["annotations"]))
+        dicts = dicts[:per_row]
+        columns = [("ground truth", [Visualizer(cv2.imread(d["file_name"])[:, :, ::-1], meta, scale=2.0)
+                                     .draw_dataset_dict(d).get_image() for d in dicts])]
+        for name in names:
+            m = self.methods[name]
+            cfg = self._run_cfg(m, seed)
+            cfg.MODEL.WEIGHTS = self.weights(self.methods[m.stage1] if m.eval_only else m, seed)
+            predictor = DefaultPredictor(cfg)
+            images = []
+            for d in dicts:
+                img = cv2.imread(d["file_name"])
+                inst = predictor(img)["instances"].to("cpu")
+                inst = inst[inst.scores >= score_thresh]
+                images.append(Visualizer(img[:, :, ::-1], meta, scale=2.0).draw_instance_predictions(inst).get_image())
+            columns.append((m.label, images))
+            del predictor
+            torch.set_grad_enabled(True)
+        fig = Figure(figsize=(3.2 * len(columns), 3.3 * len(dicts)))
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(len(dicts), len(columns), squeeze=False)
+        for j, (title, images) in enumerate(columns):
+            for i, img in enumerate(images):
+                axes[i][j].imshow(img)
+                axes[i][j].axis("off")
+            axes[0][j].set_title(title, fontsize=9)
+        fig.suptitle(f"{test}: images with the most rare-class objects; detections with score >= {score_thresh} "
+                     f"(seed {seed})", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        print(f"written: {path}")
+
+    def _run_cfg(self, m, seed):
+        cfg = _cfg(self.base, self.method_opts(m) + self.data_opts + list(self.args.opts))
+        cfg.defrost()
+        cfg.SEED = seed
+        return cfg
 
     def plot(self, rows, path):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -469,6 +546,10 @@ def main(argv=None):
     ap.add_argument("--report-only", action="store_true", help="no training: the table from finished runs")
     ap.add_argument("--dry-run", action="store_true", help="print the runs and their state, train nothing")
     ap.add_argument("--list", action="store_true", help="print the methods and their overrides")
+    ap.add_argument("--stream", action="store_true", help="show each run's training log as it goes")
+    ap.add_argument("--figure", nargs="+", default=None, metavar="METHOD",
+                    help="draw detections of these methods (seed --seeds[0], cached weights) on test images "
+                         "with rare classes, side by side with the ground truth, to REPORT_detections.png")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run, after --")
     args = ap.parse_args(argv)
     args.opts = [o for o in args.opts if o != "--"]
@@ -485,6 +566,9 @@ def main(argv=None):
             state = "done" if bench.load(m, s) else ("n/a: " + bench.available(m)[1] if not bench.available(m)[0]
                                                      else "to do")
             print(f"{m.name:28s} seed {s}: {state}")
+        return
+    if args.figure:
+        bench.figure(args.figure, args.report + "_detections.png")
         return
     if not args.report_only:
         bench.run_all()

@@ -166,6 +166,9 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
     md = (tmp_path / "report" / "lt.md").read_text()
     assert "| Balanced Softmax decoupled (tau 1) | 1 |" in md and "| my_loss | 1 |" in md, md
     assert (tmp_path / "report" / "lt.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Against softmax (stock head)" in md and "- my_loss: bbox APr " in md, md
+    out = run_tool(cmd + ["--figure", "softmax", "bs_decoupled"], datasets_dir, cwd=str(tmp_path)).stdout
+    assert (tmp_path / "report" / "lt_detections.png").read_bytes()[:4] == b"\x89PNG", out
     # a re-run skips every finished run; with the stage-1 weights gone, a new stage-2 row trains them
     os.remove(tmp_path / "cache" / "mycoco_it4" / "softmax" / "seed0" / "model_final.pth")
     out = run_tool(cmd, datasets_dir, cwd=str(tmp_path)).stdout

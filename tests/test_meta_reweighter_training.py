@@ -6,6 +6,7 @@ starts from theta = 0); tools/train_net.py end to end (scalars, meta_weights fil
 import copy
 import json
 import os
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -234,7 +235,7 @@ def test_meta_step_under_autocast_runs_in_float32():
             hook.before_step()
             torch.manual_seed(0)
             losses = model(tiny_detection_inputs(K, seed=4))
-        assert r.last_hypergrad.dtype == torch.float32 and torch.isfinite(r.theta).all()
+        assert torch.isfinite(r.theta).all()
         assert torch.isfinite(losses["loss_cls"])
         grads[amp] = r.last_hypergrad.clone()
     assert grads[True].abs().sum() > 0
@@ -281,6 +282,103 @@ def test_ddp_theta_is_bit_identical_on_every_rank(tmp_path, source):
     for k in ("theta", "m", "v"):
         assert torch.equal(a[k], b[k]), k
     assert a["theta"].abs().sum() > 0  # the ranks did learn, from different batches
+
+
+# ------------------------------------------------------------------ DDP: the meta step's average
+D_AVG = 6
+
+
+def _avg_data(rank, step):
+    """Rank- and step-specific training ROIs and meta batch; rank 1 has no meta batch at step 1."""
+    g = torch.Generator().manual_seed(100 * rank + step)
+    x = torch.randn(24, D_AVG, generator=g)
+    y = torch.randint(0, K + 1, (24,), generator=g)
+    n_meta = 0 if (rank, step) == (1, 1) else 16
+    mx = torch.randn(n_meta, D_AVG, generator=g)
+    my = torch.randint(0, K + 1, (n_meta,), generator=g)
+    return x, y, mx, my
+
+
+def _avg_classifier():
+    torch.manual_seed(7)
+    lin = torch.nn.Linear(D_AVG, K + 1)
+    return lin, torch.optim.SGD(lin.parameters(), lr=0.5, momentum=0.0, weight_decay=0.01)
+
+
+def _roi_loss(z, y):
+    return F.cross_entropy(z, y, reduction="none")
+
+
+def _meta_loss(z, y):
+    return F.cross_entropy(z, y)
+
+
+def _avg_worker(rank, init_file, out_file):
+    from balms_det.modeling.meta_reweighter import MetaReweighter, sgd_rules
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    lin, opt = _avg_classifier()
+    r = MetaReweighter(K, D_AVG, source="images", lr=0.05)
+    thetas = []
+    for step in range(2):
+        x, y, mx, my = _avg_data(rank, step)
+        r.prepare(step, sgd_rules(opt, dict(lin.named_parameters())), True)
+        r.capture(mx, my)
+        r.step(lin, x, y, _roi_loss, _meta_loss)
+        thetas.append(r.theta.clone())
+    torch.save(thetas, f"{out_file}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_ddp_meta_step_takes_one_adam_step_on_the_mean_hypergradient(tmp_path):
+    """2 gloo ranks with different data: theta after a step is one Adam step on the mean of the two
+    hypergradients computed apart, in one process each; at a step where rank 1 has no meta batch, on
+    rank 0's alone (the mean over the ranks that had one). Broadcasting rank 0's theta, summing
+    instead of averaging, or averaging over all ranks would each give another theta."""
+    from balms_det.modeling.meta_reweighter import adam_step_, meta_hypergradient, sgd_rules
+
+    out = str(tmp_path / "theta")
+    mp.start_processes(_avg_worker, args=(str(tmp_path / "init"), out), nprocs=2, start_method="fork")
+    ranks = [torch.load(f"{out}.{r}") for r in (0, 1)]
+    lin, opt = _avg_classifier()
+    rules = sgd_rules(opt, dict(lin.named_parameters()))
+    theta, m, v, t = torch.zeros(K), torch.zeros(K), torch.zeros(K), torch.zeros(())
+    for step in range(2):
+        grads = []
+        for rank in (0, 1):
+            x, y, mx, my = _avg_data(rank, step)
+            if my.numel():
+                grads.append(meta_hypergradient(theta, lin, dict(lin.named_parameters()), rules, x, y, _roi_loss,
+                                                mx, my, _meta_loss)[1])
+        assert len(grads) == (2 if step == 0 else 1)
+        mean = sum(grads) / len(grads)
+        if step == 0:
+            assert not torch.allclose(grads[0], grads[1], rtol=0.05)  # the ranks' data differ
+        adam_step_(theta, mean, m, v, t, lr=0.05)
+        for rank in (0, 1):
+            torch.testing.assert_close(ranks[rank][step], theta, rtol=1e-5, atol=1e-7)
+    assert torch.equal(ranks[0][1], ranks[1][1])
+
+
+def test_meta_step_under_bf16_autocast_is_the_float32_step():
+    """Box features and meta batch arrive in bfloat16 under autocast: the hypergradient equals the
+    float32 one computed from the same (bf16-rounded) values without autocast, to float32 precision;
+    a meta step left to autocast (bf16 matmuls) is off by ~1e-2 and fails this."""
+    from balms_det.modeling.meta_reweighter import MetaReweighter, meta_hypergradient, sgd_rules
+
+    lin, opt = _avg_classifier()
+    rules = sgd_rules(opt, dict(lin.named_parameters()))
+    x, y, mx, my = (t.bfloat16() if t.is_floating_point() else t for t in _avg_data(0, 0))
+    r = MetaReweighter(K, D_AVG, source="images")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        r.prepare(0, rules, True)
+        r.capture(mx, my)
+        r.step(lin, x, y, _roi_loss, _meta_loss)
+    _, ref = meta_hypergradient(torch.zeros(K), lin, dict(lin.named_parameters()), rules, x.float(), y, _roi_loss,
+                                mx.float(), my, _meta_loss)
+    assert ref.abs().min() > 0
+    torch.testing.assert_close(r.last_hypergrad, ref, rtol=1e-5, atol=1e-8)
 
 
 # ------------------------------------------------------------------ train_net: resume, outputs
@@ -355,6 +453,54 @@ def test_resume_restores_theta_adam_and_bank_bit_for_bit(balms_run, datasets_dir
     fresh.resume_or_load(resume=False)  # a stage-1 checkpoint has no theta: start from 0
     r = fresh.model.roi_heads.box_predictor.meta_reweighter
     assert torch.equal(r.theta, torch.zeros(40)) and r.adam_step.item() == 0 and r.bank.num_stored() == (0, 0)
+
+
+def test_meta_source_images_through_train_net_with_its_loader(balms_run, datasets_dir, tmp_path):
+    """The official setting end to end: tools/train_net.py builds the class-balanced meta loader
+    (build_meta_train_loader) and runs its images through the frozen detector every iteration."""
+    _, weights, _ = balms_run
+    proc = run_tool(["tools/train_net.py", "--config-file", BALMS, *TINY, "SOLVER.MAX_ITER", "2", "DATASETS.TEST", "()",
+                     "MODEL.BALMS.META_REWEIGHTER.META_SOURCE", "images", "MODEL.WEIGHTS", weights,
+                     "OUTPUT_DIR", str(tmp_path)], datasets_dir)
+    assert re.search(r"Meta loader: class-balanced repeat factors, min [0-9.]+ / max [0-9.]+", proc.stdout), proc.stdout
+    theta = torch.load(tmp_path / "model_final.pth", map_location="cpu")["model"][
+        "roi_heads.box_predictor.meta_reweighter.theta"]
+    assert theta.abs().sum() > 0
+    with open(tmp_path / "metrics.json") as f:
+        assert [m for m in map(json.loads, f) if m.get("meta/loss", 0) > 0]
+
+
+CRT = os.path.join(REPO, "configs/LTShapes/mask_rcnn_R18_FPN_crt_class_balanced.yaml")
+
+
+def test_crt_config_trains_and_resumes_through_train_net(balms_run, datasets_dir, tmp_path):
+    """cRT from stage-1 weights: the classifier is re-initialised once, when the run starts; a resumed
+    run keeps the checkpoint's classifier."""
+    from balms_det.engine import build_config
+    from test_configs import _trainer_cls
+
+    _, weights, _ = balms_run
+    common = [*TINY, "DATASETS.TEST", "()", "MODEL.WEIGHTS", weights, "OUTPUT_DIR", str(tmp_path)]
+    proc = run_tool(["tools/train_net.py", "--config-file", CRT, *common, "SOLVER.MAX_ITER", "4"], datasets_dir)
+    assert "Re-initialised 1 classifier(s) before decoupled training (cRT)." in proc.stdout
+    stage1 = torch.load(weights, map_location="cpu")["model"]
+    ckpt = torch.load(tmp_path / "model_0000001.pth", map_location="cpu")["model"]
+    key = "roi_heads.box_predictor.cls_score.weight"
+    # a new draw at the start, 2 small steps from it: unrelated to stage 1's classifier
+    assert F.cosine_similarity(ckpt[key].flatten(), stage1[key].flatten(), dim=0) < 0.5
+    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
+    proc = run_tool(["tools/train_net.py", "--config-file", CRT, "--resume", *common, "SOLVER.MAX_ITER", "4"],
+                    datasets_dir)
+    assert "Starting training from iteration 2" in proc.stdout
+    assert "Resuming: classifier not re-initialised." in proc.stdout and "Re-initialised" not in proc.stdout
+    # in process, what the hook leaves before the first step: the checkpoint's classifier on resume
+    cfg = build_config(CRT, common + ["SOLVER.MAX_ITER", "4"])
+    cfg.freeze()
+    trainer = _trainer_cls()(cfg)
+    (tmp_path / "last_checkpoint").write_text("model_0000001.pth")
+    trainer.resume_or_load(resume=True)
+    trainer.before_train()
+    assert torch.equal(trainer.model.roi_heads.box_predictor.cls_score.weight, ckpt[key])
 
 
 # ------------------------------------------------------------------ CUDA (skipped without a GPU)

@@ -35,7 +35,7 @@ def schedule_opts(config, iters):
 
     cfg = build_config(os.path.join(ROOT, config))
     f = iters / cfg.SOLVER.MAX_ITER
-    steps = tuple(max(1, int(s * f)) for s in cfg.SOLVER.STEPS)
+    steps = tuple(sorted({max(1, int(s * f)) for s in cfg.SOLVER.STEPS if int(s * f) < iters}))
     return ["SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", str(steps),
             "SOLVER.WARMUP_ITERS", str(min(cfg.SOLVER.WARMUP_ITERS, max(1, iters // 10))),
             "SOLVER.CHECKPOINT_PERIOD", str(iters)]

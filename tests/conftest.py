@@ -6,6 +6,31 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache"}
+
+
+def _repo_files():
+    """Every file under the repository (but the VCS, the venv and Python's caches)."""
+    out = set()
+    for root, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if d not in _SKIP_DIRS and not d.endswith(".egg-info")]
+        out.update(os.path.join(root, f) for f in files)
+    return out
+
+
+def pytest_sessionstart(session):
+    session.config._balms_repo_files = _repo_files()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Tests write only under their tmp dirs: a file that appeared in the repository fails the run."""
+    before = getattr(session.config, "_balms_repo_files", None)
+    if before is None or os.environ.get("BALMS_ALLOW_REPO_WRITES"):
+        return
+    new = sorted(os.path.relpath(p, REPO) for p in _repo_files() - before)
+    if new:
+        print(f"\nFAILED: the tests wrote into the repository (they must write under tmp dirs): {new[:20]}")
+        session.exitstatus = 1
 
 
 @pytest.fixture(scope="session")

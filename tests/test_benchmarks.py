@@ -179,3 +179,23 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
                    datasets_dir, cwd=str(tmp_path)).stdout
     assert "stage 1 softmax seed 0: weights missing, training it" in out, out
     assert json.loads((tmp_path / "runs" / "mycoco_it4" / "softmax+la" / "seed0.json").read_text())["eval_only"]
+
+
+def test_bench_meta_reweighter_runs_every_variant(datasets_dir):
+    out = run_tool(["benchmarks/bench_meta_reweighter.py", "--iters", "1", "--warmup", "0", "--batch", "2",
+                    "--size", "96"], datasets_dir).stdout
+    rows = re.findall(r"^(.+?)\s+([0-9.]+)\s+([0-9.]+)x\s+([0-9.]+)x$", out, re.M)
+    assert len(rows) == 3 and float(rows[0][2]) == 1.0, out  # BS decoupled, BALMS bank, BALMS images
+    assert re.search(r"^target \(default setting <= 1.05x\): (met|NOT met) \([0-9.]+x\)", out, re.M), out
+
+
+def test_compare_heads_trains_and_tables_two_configs(datasets_dir, tmp_path):
+    """The training path: two configs, one seed, a few iterations each through tools/train_net.py."""
+    out = run_tool(["benchmarks/compare_heads.py", "--iters", "2", "--seeds", "0", "--output", str(tmp_path),
+                    "--", "DATASETS.TRAIN", "('lt_shapes_mini_train',)", "DATASETS.TEST", "('lt_shapes_mini_val',)",
+                    "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", "TEST.DETECTIONS_PER_IMAGE", "10",
+                    "MODEL.RPN.POST_NMS_TOPK_TEST", "20"], datasets_dir).stdout
+    assert out.count("$ ") == 2, out
+    for name in ("mask_rcnn_R18_FPN_softmax", "mask_rcnn_R18_FPN_balanced_softmax"):
+        assert re.search(rf"^{name}\s+[0-9.]+\s+[0-9.]+\s+", out, re.M), out
+        assert (tmp_path / f"{name}_it2_s0" / "model_final.pth").is_file()

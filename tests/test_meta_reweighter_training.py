@@ -247,6 +247,7 @@ def _ddp_worker(rank, world, init_file, source, out_file):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.set_num_threads(1)
     cfg = balms_cfg("balanced_sigmoid", source)
+    cfg.OUTPUT_DIR = os.path.dirname(out_file)  # after_train writes meta_weights.* there
     model, optimizer = build(cfg)
     model = create_ddp_model(model, broadcast_buffers=False)
     seen = []

@@ -43,7 +43,8 @@ def evaluate(gt, results, iou_types=IOU_TYPES, *, max_dets_per_image=LVIS_MAX_DE
     if check:
         check_results(columns, gt.images, gt.categories, iou_types)
     if len(columns) == 0:
-        logger.warning("No detections to evaluate for %s: every metric is NaN.", ", ".join(iou_types))
+        logger.warning("The results list is empty: no detections to evaluate for %s; every metric is NaN.",
+                       ", ".join(iou_types))
         return {t: no_detections_result(t) for t in iou_types}
     if gt.groups is None:
         raise ValueError("The ground truth has no annotations: nothing to evaluate against")

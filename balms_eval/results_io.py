@@ -4,6 +4,7 @@ columns in chunks (never as one list of per-detection dicts)."""
 import orjson
 
 WRITE_CHUNK = 100_000  # detections turned into dicts at a time when writing
+LOCATE_MAX_BYTES = 256 << 20  # files read again (Python's json) to name the entry with a NaN / Infinity
 
 
 class JSONFileError(ValueError):
@@ -20,7 +21,56 @@ def load_json(path, what="JSON"):
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        raise JSONFileError(f"{what} file {path} is not valid JSON: {e}") from None
+        raise JSONFileError(_non_finite_message(data, e, path, what) or
+                            f"{what} file {path} is not valid JSON: {e}") from None
+
+
+class _NonFinite:
+    """What Python's json reads a NaN / Infinity / -Infinity token as, to find where it is."""
+
+
+def _non_finite_message(data, error, path, what):
+    """When ``error`` (orjson's) stops at NaN, Infinity or -Infinity (not JSON; Python's
+    json.dump writes them for non-finite floats): a message saying so, and where (the entry, as
+    ``results[3].score``, for files up to LOCATE_MAX_BYTES; always the line and column).
+    None for any other error."""
+    pos = error.pos
+    if not data[:pos].isascii():  # orjson counts characters; find the byte offset
+        pos = len(data.decode("utf-8", "replace")[:pos].encode("utf-8"))
+    token = next((t for t in (b"NaN", b"Infinity") if data.startswith(t, pos)), None)
+    if token is None:
+        return None
+    if token == b"Infinity" and pos and data[pos - 1:pos] == b"-":
+        token = b"-Infinity"
+    where = _non_finite_path(data, "results" if what == "results" else "") if len(data) <= LOCATE_MAX_BYTES else None
+    at = f"at {where} (line {error.lineno}, column {error.colno})" if where else \
+        f"at line {error.lineno}, column {error.colno} (char {error.pos})"
+    return (f"{what} file {path} is not valid JSON: {token.decode()} {at}. JSON has no NaN or Infinity (Python's "
+            f"json.dump writes them for non-finite floats, e.g. a NaN score); write finite numbers")
+
+
+def _non_finite_path(data, root):
+    """The path (``results[3].score``) of the first NaN / Infinity in ``data``, read by Python's
+    json (which accepts them); None if it cannot read the file either."""
+    import json
+
+    try:
+        value = json.loads(data, parse_constant=lambda name: _NonFinite())
+    except ValueError:
+        return None
+
+    def find(v, at):
+        if isinstance(v, _NonFinite):
+            return at
+        items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+        for k, x in items:
+            if isinstance(x, (dict, list, _NonFinite)):
+                found = find(x, f"{at}[{k}]" if isinstance(v, list) else f"{at}.{k}" if at else str(k))
+                if found:
+                    return found
+        return None
+
+    return find(value, root)
 
 
 def write_results_json(columns, path):

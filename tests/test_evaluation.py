@@ -32,6 +32,17 @@ def lvis_gts(lvis_json):
 
 
 @pytest.fixture(scope="module")
+def few_image_gts(lvis_dict):
+    """Both backends on 21 of the 100 images (the first 20 by id, and the first annotation's), every
+    category kept: lvis-api's time grows with images x categories whatever the detections, so the
+    tests with a few detections on a few images use these."""
+    ids = set(sorted(im["id"] for im in lvis_dict["images"])[:20]) | {lvis_dict["annotations"][0]["image_id"]}
+    gt = dict(lvis_dict, images=[im for im in lvis_dict["images"] if im["id"] in ids],
+              annotations=[a for a in lvis_dict["annotations"] if a["image_id"] in ids])
+    return {b: LVISGroundTruth(gt, b) for b in ("fast", "lvis")}
+
+
+@pytest.fixture(scope="module")
 def fake_results(lvis_dict):
     # 310 per image so that LVIS's 300 cap matters; the first image gets none.
     return make_fake_lvis_detections(lvis_dict, seed=0, dets_per_image=310)
@@ -132,15 +143,16 @@ def test_empty_results_give_nan(lvis_gts, backend, iou_type):
     assert all(math.isnan(v) for v in res.metrics.values())
 
 
-def test_max_dets_per_image_is_applied(lvis_gts, fake_results):
-    capped = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox", max_dets_per_image=20)
-    ref = evaluate_lvis(lvis_gts["lvis"], fake_results, "bbox", max_dets_per_image=20)
-    assert_metrics_equal(capped, ref)
-    full = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox")
+def test_max_dets_per_image_is_applied(small_federated_case):
+    path, dets = small_federated_case
+    fast, ref = LVISGroundTruth(path, "fast"), LVISGroundTruth(path, "lvis")
+    capped = evaluate_lvis(fast, dets, "bbox", max_dets_per_image=20)
+    assert_metrics_equal(capped, evaluate_lvis(ref, dets, "bbox", max_dets_per_image=20))
+    full = evaluate_lvis(fast, dets, "bbox")
     assert capped.metrics["AP"] != full.metrics["AP"]
-    # -1: no cap at all (310 detections on some images), also past hotcoco's default of 300
-    uncapped = evaluate_lvis(lvis_gts["fast"], fake_results, "bbox", max_dets_per_image=-1)
-    assert_metrics_equal(uncapped, evaluate_lvis(lvis_gts["lvis"], fake_results, "bbox", max_dets_per_image=-1))
+    # -1: no cap at all (310 detections per image), also past hotcoco's default of 300
+    uncapped = evaluate_lvis(fast, dets, "bbox", max_dets_per_image=-1)
+    assert_metrics_equal(uncapped, evaluate_lvis(ref, dets, "bbox", max_dets_per_image=-1))
     assert uncapped.metrics["AP"] != full.metrics["AP"]
 
 
@@ -188,16 +200,16 @@ def test_missing_key_and_not_a_list(lvis_gts, lvis_dict):
         evaluate_lvis(lvis_gts["fast"], {"a": 1}, "bbox")
 
 
-def test_polygon_detections_are_accepted(lvis_gts, lvis_dict):
+def test_polygon_detections_are_accepted(few_image_gts, lvis_dict):
     a = lvis_dict["annotations"][0]
     dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": a["segmentation"], "score": 0.9}]
-    fast = evaluate_lvis(lvis_gts["fast"], dets, "segm")
-    assert_metrics_equal(fast, evaluate_lvis(lvis_gts["lvis"], dets, "segm"))
+    fast = evaluate_lvis(few_image_gts["fast"], dets, "segm")
+    assert_metrics_equal(fast, evaluate_lvis(few_image_gts["lvis"], dets, "segm"))
     assert fast.per_class_ap[a["category_id"]] > 0
 
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
-def test_non_uniform_results_are_read_entry_by_entry(lvis_gts, lvis_dict, fake_results, iou_type):
+def test_non_uniform_results_are_read_entry_by_entry(few_image_gts, lvis_dict, fake_results, iou_type):
     # The vectorised reader takes dicts of ints/floats with RLE masks; anything else valid (float
     # ids, tuple boxes and RLE sizes, polygons mixed with RLEs) goes entry by entry, same numbers.
     imgs = {im["id"]: im for im in lvis_dict["images"]}
@@ -211,9 +223,10 @@ def test_non_uniform_results_are_read_entry_by_entry(lvis_gts, lvis_dict, fake_r
     a = next(a for a in lvis_dict["annotations"] if a["image_id"] in set(sorted(imgs)[:20]))
     poly = {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"],
             "segmentation": a["segmentation"], "score": 0.95}
-    fast = evaluate_lvis(lvis_gts["fast"], odd + [poly], iou_type)
-    assert_metrics_equal(fast, evaluate_lvis(lvis_gts["lvis"], plain + [poly], iou_type))
-    assert_metrics_equal(evaluate_lvis(lvis_gts["fast"], odd + [poly], iou_type, check=False), fast, tol=0.0)
+    assert {r["image_id"] for r in plain} <= set(few_image_gts["fast"].images)
+    fast = evaluate_lvis(few_image_gts["fast"], odd + [poly], iou_type)
+    assert_metrics_equal(fast, evaluate_lvis(few_image_gts["lvis"], plain + [poly], iou_type))
+    assert_metrics_equal(evaluate_lvis(few_image_gts["fast"], odd + [poly], iou_type, check=False), fast, tol=0.0)
 
 
 # ---- synthetic dataset --------------------------------------------------------------------------
@@ -264,27 +277,86 @@ def test_prefilter_keeps_exactly_what_lvis_counts(lvis_gts, lvis_dict):
     assert kept(dets[:1], 300) == []
 
 
+def _lvis_api_own(gt_path, dets, iou_type, max_dets):
+    """lvis-api as is (LVIS, LVISResults, LVISEval.run()): its own summary ``get_results()`` (-1 as NaN)
+    and AP per category from its precision array. Detections as detectron2 gives them to it: for segm
+    without "bbox" (lvis-api would take the box's area)."""
+    from lvis import LVIS, LVISEval, LVISResults
+
+    gt = LVIS(gt_path)
+    results = [{k: v for k, v in r.items() if not (iou_type == "segm" and k == "bbox")} for r in copy.deepcopy(dets)]
+    ev = LVISEval(gt, LVISResults(gt, results, max_dets=max_dets), iou_type)
+    ev.params.max_dets = max_dets
+    ev.run()
+    summary = {k: math.nan if v == -1 else float(v) for k, v in ev.get_results().items() if k in METRICS}
+    precision = np.moveaxis(np.asarray(ev.eval["precision"])[..., 0], 2, 0)  # K x T x R, all areas
+    per_class = {c: float(p[p > -1].mean()) if (p > -1).any() else math.nan
+                 for c, p in zip(ev.params.cat_ids, precision)}
+    return summary, per_class
+
+
+@pytest.fixture(scope="module")
+def small_federated_case(lvis_dict, tmp_path_factory):
+    """6 real LVIS v0.5 val images (the one with a rare category, 5 with common ones) and the categories
+    they annotate or list in their federated fields: lvis-api evaluates it in a second. 310 detections
+    per image, scores rounded to 0.1: many ties, also across each image's 300th detection."""
+    freq = {c["id"]: c["frequency"] for c in lvis_dict["categories"]}
+    cats_of = {}
+    for a in lvis_dict["annotations"]:
+        cats_of.setdefault(a["image_id"], set()).add(a["category_id"])
+    images = sorted(lvis_dict["images"], key=lambda im: im["id"])
+    chosen = [im for im in images if any(freq[c] == "r" for c in cats_of.get(im["id"], ()))]
+    chosen += [im for im in images if im not in chosen and any(freq[c] == "c" for c in cats_of.get(im["id"], ()))][:5]
+    anns = [a for a in lvis_dict["annotations"] if a["image_id"] in {im["id"] for im in chosen}]
+    cat_ids = {a["category_id"] for a in anns} | {
+        c for im in chosen for k in ("neg_category_ids", "not_exhaustive_category_ids") for c in im[k]}
+    gt = dict(lvis_dict, images=chosen, annotations=anns,
+              categories=[c for c in lvis_dict["categories"] if c["id"] in cat_ids])
+    path = tmp_path_factory.mktemp("small_lvis") / "gt.json"
+    path.write_text(json.dumps(gt))
+    dets = make_fake_lvis_detections(gt, seed=4, dets_per_image=310, skip_images=0)
+    for r in dets:
+        r["score"] = round(r["score"], 1)
+    return str(path), dets
+
+
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
-def test_fast_equals_lvis_api_with_ties_at_the_cap(lvis_gts, fake_results, iou_type):
-    # Quantised scores: many ties, also at each image's 300th detection.
-    tied = [dict(r, score=round(r["score"], 1)) for r in fake_results]
-    for cap in (300, 50):
-        fast = evaluate_lvis(lvis_gts["fast"], tied, iou_type, max_dets_per_image=cap)
-        ref = evaluate_lvis(lvis_gts["lvis"], tied, iou_type, max_dets_per_image=cap)
-        assert_metrics_equal(fast, ref)
+def test_summary_equals_lvis_api_own_results_with_ties(small_federated_case, iou_type):
+    # Not only the precision array: every reported number (AP..APl, APr/APc/APf: groups, area ranges,
+    # IoU thresholds) against what lvis-api itself reports, 300 detections per image, tied scores.
+    path, dets = small_federated_case
+    scores = {}
+    for r in dets:
+        scores.setdefault(r["image_id"], []).append(r["score"])
+    at_cap = [sorted(s, reverse=True)[299:301] for s in scores.values()]
+    assert sum(a == b for a, b in at_cap) >= 3 and len(set(r["score"] for r in dets)) <= 11  # ties, also at the cap
+    summary, per_class = _lvis_api_own(path, dets, iou_type, max_dets=300)
+    assert all(0.0 < summary[k] < 1.0 for k in ("AP", "APs", "APm", "APl", "APr", "APc", "APf")), summary
+    for backend in ("fast", "lvis"):
+        res = evaluate_lvis(LVISGroundTruth(path, backend), dets, iou_type)
+        for k in METRICS:
+            a, b = res.metrics[k], summary[k]
+            assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOL, f"{backend} {k}: {a} vs lvis-api {b}"
+        for c, b in per_class.items():
+            a = res.per_class_ap[c]
+            assert (math.isnan(a) and math.isnan(b)) or abs(a - b) <= TOL, f"{backend} class {c}: {a} vs lvis-api {b}"
+    # a cap that cuts through the ties at another place
+    fast = evaluate_lvis(LVISGroundTruth(path, "fast"), dets, iou_type, max_dets_per_image=50)
+    summary, _ = _lvis_api_own(path, dets, iou_type, max_dets=50)
+    assert all(abs(fast.metrics[k] - summary[k]) <= TOL for k in METRICS), (fast.metrics, summary)
 
 
-def test_only_unscored_detections_give_zero_ap(lvis_gts, lvis_dict):
-    img = lvis_dict["images"][0]
+def test_only_unscored_detections_give_zero_ap(few_image_gts, lvis_dict):
+    img = next(im for im in lvis_dict["images"] if im["id"] == min(few_image_gts["fast"].images))
     dets = [{"image_id": img["id"], "category_id": _unscored_category(lvis_dict, img),
              "bbox": [1.0, 1.0, 10.0, 10.0], "score": 0.9}]
-    fast = evaluate_lvis(lvis_gts["fast"], dets, "bbox")
-    assert_metrics_equal(fast, evaluate_lvis(lvis_gts["lvis"], dets, "bbox"))
+    fast = evaluate_lvis(few_image_gts["fast"], dets, "bbox")
+    assert_metrics_equal(fast, evaluate_lvis(few_image_gts["lvis"], dets, "bbox"))
     assert fast.metrics["AP"] == 0.0
 
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
-def test_zero_area_detections_are_not_evaluated(lvis_gts, lvis_dict, iou_type):
+def test_zero_area_detections_are_not_evaluated(few_image_gts, lvis_dict, iou_type):
     # lvis-api skips detections of area 0 (Mask R-CNN outputs empty masks); hotcoco alone would
     # count them as false positives.
     from pycocotools import mask as mask_util
@@ -301,10 +373,10 @@ def test_zero_area_detections_are_not_evaluated(lvis_gts, lvis_dict, iou_type):
          "bbox": [a["bbox"][0], a["bbox"][1], 0.0, a["bbox"][3]],
          "segmentation": {"size": [h, w], "counts": empty["counts"].decode()}},
     ]
-    fast = evaluate_lvis(lvis_gts["fast"], dets, iou_type)
-    ref = evaluate_lvis(lvis_gts["lvis"], dets, iou_type)
+    fast = evaluate_lvis(few_image_gts["fast"], dets, iou_type)
+    ref = evaluate_lvis(few_image_gts["lvis"], dets, iou_type)
     assert_metrics_equal(fast, ref)
-    alone = evaluate_lvis(lvis_gts["fast"], dets[:1], iou_type)
+    alone = evaluate_lvis(few_image_gts["fast"], dets[:1], iou_type)
     assert fast.per_class_ap[a["category_id"]] == alone.per_class_ap[a["category_id"]]
 
 

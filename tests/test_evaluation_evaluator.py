@@ -1,5 +1,6 @@
 """LVISEvaluator through process()/evaluate() with detectron2 Instances (LVIS and COCO-format sets),
-build_lvis_evaluator from a config, and tools/lvis_eval.py as a subprocess (torch-free)."""
+build_lvis_evaluator from a config, ground truth fed back through process(), and tools/lvis_eval.py (in-process;
+once as a subprocess, torch-free), bad results files included."""
 import json
 import math
 import os
@@ -119,19 +120,28 @@ def test_build_lvis_evaluator_from_config(dataset_name, lvis_dict, tmp_path):
     assert rows["categories"][9]["train_image_count"] == 70  # from the training set's metadata
 
 
-def test_cli_writes_metrics_in_percent(lvis_json, lvis_dict, tmp_path):
+@pytest.fixture(scope="module")
+def lvis_eval_tool():
+    """tools/lvis_eval.py as a module: main(argv) in-process (as a script: test_cli_on_coco_format_...)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lvis_eval_tool", os.path.join(REPO, "tools", "lvis_eval.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_cli_writes_metrics_in_percent(lvis_eval_tool, lvis_json, lvis_dict, tmp_path, capsys):
     from balms_eval.fake_detections import make_fake_lvis_detections
 
     results = make_fake_lvis_detections(lvis_dict, seed=5, dets_per_image=40)
     res_file = tmp_path / "model_results.json"
     res_file.write_text(json.dumps(results))
     out = tmp_path / "out"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "lvis_eval.py"), "--gt", lvis_json,
-                           "--results", str(res_file), "--iou-type", "bbox", "segm", "--output", str(out)],
-                          capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "APr" in proc.stdout and "Per-class AP, frequent" in proc.stdout
+    lvis_eval_tool.main(["--gt", lvis_json, "--results", str(res_file), "--iou-type", "bbox", "segm",
+                         "--output", str(out)])
+    stdout = capsys.readouterr().out
+    assert "APr" in stdout and "Per-class AP, frequent" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     gt = LVISGroundTruth(lvis_json, "fast")
     for task in ("bbox", "segm"):
@@ -144,10 +154,90 @@ def test_cli_writes_metrics_in_percent(lvis_json, lvis_dict, tmp_path):
 
     bad = results[:3] + [dict(results[3], category_id=0)]
     res_file.write_text(json.dumps(bad))
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "lvis_eval.py"), "--gt", lvis_json,
-                           "--results", str(res_file)], capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode != 0
-    assert "results[3]" in proc.stderr and "category_id 0 is not a category" in proc.stderr
+    with pytest.raises(SystemExit) as e:
+        lvis_eval_tool.main(["--gt", lvis_json, "--results", str(res_file)])
+    assert "results[3]" in str(e.value) and "category_id 0 is not a category" in str(e.value)
+
+
+def test_cli_nan_in_results_file_says_it_is_not_json_and_where(lvis_eval_tool, lvis_json, lvis_dict, tmp_path,
+                                                                monkeypatch):
+    # Python's json.dump writes float("nan") as NaN, which is not JSON: orjson (and any strict
+    # reader) stops there; the message must say why and at which entry.
+    a = lvis_dict["annotations"][0]
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.5}
+               for _ in range(5)]
+    results[3]["score"] = float("nan")
+    results[4]["bbox"] = [1.0, 2.0, float("inf"), 3.0]
+    path = tmp_path / "nan.json"
+    with open(path, "w") as f:
+        json.dump(results, f)
+    assert "NaN" in path.read_text()
+    args = ["--gt", lvis_json, "--results", str(path)]
+    with pytest.raises(SystemExit, match=r"not valid JSON: NaN at results\[3\]\.score \(line 1, column \d+\)\. "
+                                         r"JSON has no NaN or Infinity"):
+        lvis_eval_tool.main(args)
+    results[3]["score"] = 0.5
+    with open(path, "w") as f:
+        json.dump(results, f)
+    with pytest.raises(SystemExit, match=r"Infinity at results\[4\]\.bbox\[2\]"):
+        lvis_eval_tool.main(args)
+    from balms_eval import results_io
+
+    monkeypatch.setattr(results_io, "LOCATE_MAX_BYTES", 10)  # a file too large to read twice: the position only
+    with pytest.raises(SystemExit, match=r"Infinity at line 1, column \d+ \(char \d+\)\. JSON has no NaN"):
+        lvis_eval_tool.main(args)
+
+
+def test_cli_empty_results_say_the_list_is_empty(lvis_eval_tool, lvis_json, tmp_path, caplog):
+    path = tmp_path / "empty.json"
+    path.write_text("[]")
+    with pytest.raises(SystemExit) as e:
+        lvis_eval_tool.main(["--gt", lvis_json, "--results", str(path)])
+    message = str(e.value)
+    assert "results list is empty" in message and "ground truth" not in message, message
+    # the API gives NaN metrics, and says why
+    with caplog.at_level("WARNING", logger="balms_eval"):
+        res = evaluate_lvis(LVISGroundTruth(lvis_json, "fast"), [], "bbox")
+    assert all(math.isnan(v) for v in res.metrics.values())
+    assert "results list is empty" in caplog.text and "ground truth" not in caplog.text, caplog.text
+
+
+def test_ground_truth_fed_back_through_process_scores_100(datasets_dir, tmp_path):
+    # The ground truth of lt_shapes_mini val given to process() as a model's output (score 1, XYXY
+    # boxes, bit masks, contiguous classes): process()'s conversion must give back the same boxes
+    # and masks, so every AP that is defined is 100.
+    name = "lt_shapes_mini_val"
+    json_file = MetadataCatalog.get(name).json_file  # (generates lt_shapes_mini)
+    with open(json_file) as f:
+        val = json.load(f)
+    contiguous = {c: i for i, c in enumerate(sorted(c["id"] for c in val["categories"]))}
+    inputs, outputs = [], []
+    for img in sorted(val["images"], key=lambda im: im["id"]):
+        h, w = img["height"], img["width"]
+        anns = [a for a in val["annotations"] if a["image_id"] == img["id"]]
+        inst = Instances((h, w))
+        inst.pred_boxes = Boxes(torch.tensor([[x, y, x + bw, y + bh] for x, y, bw, bh in (a["bbox"] for a in anns)],
+                                             dtype=torch.float32).reshape(-1, 4))
+        inst.scores = torch.ones(len(anns))
+        inst.pred_classes = torch.tensor([contiguous[a["category_id"]] for a in anns], dtype=torch.int64)
+        masks = [mask_util.decode(mask_util.merge(mask_util.frPyObjects(a["segmentation"], h, w))) for a in anns]
+        inst.pred_masks = torch.from_numpy(np.stack(masks).astype(bool) if masks else np.zeros((0, h, w), bool))
+        inputs.append({"image_id": img["id"], "height": h, "width": w})
+        outputs.append({"instances": inst})
+    assert len(inputs) == 20 and sum(len(o["instances"]) for o in outputs) == len(val["annotations"]) > 40
+    ev = LVISEvaluator(name, distributed=False, output_dir=str(tmp_path))
+    ev.reset()
+    for i in range(0, len(inputs), 4):
+        ev.process(inputs[i:i + 4], outputs[i:i + 4])
+    results = ev.evaluate()
+    for task in ("bbox", "segm"):
+        defined = {k: v for k, v in results[task].items() if not math.isnan(v)}
+        assert {"AP", "AP50", "AP75", "APs", "APm", "APr", "APc"} <= set(defined), (task, results[task])
+        assert all(v == pytest.approx(100.0, abs=1e-9) for v in defined.values()), (task, results[task])
+    rows = json.loads((tmp_path / "per_class_ap.json").read_text())["categories"]
+    evaluated = [r for r in rows if r["AP_bbox"] is not None]
+    assert len(evaluated) == len(val["categories"])  # every class is in val
+    assert all(r["AP_bbox"] == pytest.approx(100.0) and r["AP_segm"] == pytest.approx(100.0) for r in evaluated)
 
 
 def _as_coco(lvis_style_json, path):
@@ -223,7 +313,7 @@ def test_coco_format_dataset_without_training_counts_says_which_key(lt_shapes, t
         build_lvis_evaluator(cfg, "coco_lt_val_nocounts", str(tmp_path))
 
 
-def test_cli_on_coco_format_with_train_gt_imports_no_torch(lt_shapes, tmp_path):
+def test_cli_on_coco_format_with_train_gt_imports_no_torch(lvis_eval_tool, lt_shapes, tmp_path):
     from balms_eval.fake_detections import make_fake_lvis_detections
 
     val = _as_coco(lt_shapes["val_json"], tmp_path / "val.json")
@@ -239,5 +329,5 @@ def test_cli_on_coco_format_with_train_gt_imports_no_torch(lt_shapes, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "heavy modules: []" in proc.stdout
     assert "exhaustive labelling" in proc.stdout and "rare <= 5 < common <= 50" in proc.stdout
-    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
-    assert proc.returncode != 0 and "pass --train-gt" in proc.stderr
+    with pytest.raises(SystemExit, match="pass --train-gt"):  # (in-process: only the message is checked)
+        lvis_eval_tool.main(args[4:])

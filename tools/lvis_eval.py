@@ -70,6 +70,8 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     if not isinstance(results, list):
         sys.exit(f"error: {args.results}: expected a JSON list of detections, got {type(results).__name__}")
+    if not results:
+        sys.exit(f"error: {args.results}: the results list is empty: no detections to evaluate")
     iou_types = args.iou_type or (["bbox"] + (["segm"] if results and all(
         "segmentation" in r for r in results if isinstance(r, dict)) else []))
     try:

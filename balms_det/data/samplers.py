@@ -25,6 +25,7 @@ __all__ = [
     "build_balms_train_loader",
     "class_balanced_repeat_factors",
     "build_meta_train_loader",
+    "class_balanced_meta_sampler",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,11 +97,18 @@ def build_balms_train_loader(cfg, mapper=None):
     return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset, sampler=sampler)
 
 
+def class_balanced_meta_sampler(dataset_dicts, seed=None):
+    """The meta images' sampler (``META_SOURCE: images``, the official BALMS setting), with explicit
+    arguments for Python configs: detectron2's ``RepeatFactorTrainingSampler`` with
+    :func:`class_balanced_repeat_factors`."""
+    factors = class_balanced_repeat_factors(dataset_dicts)
+    logger.info(f"Meta loader: class-balanced repeat factors, min {factors.min():.2f} / max {factors.max():.2f}")
+    return RepeatFactorTrainingSampler(factors, seed=seed)
+
+
 def build_meta_train_loader(cfg, mapper=None):
     """The Meta Reweighter's meta images (``META_SOURCE: images``): the training sets, sampled with
-    :func:`class_balanced_repeat_factors`, ``SOLVER.IMS_PER_BATCH`` images per batch (all workers)."""
+    :func:`class_balanced_meta_sampler`, ``SOLVER.IMS_PER_BATCH`` images per batch (all workers)."""
     dataset = _train_dataset_dicts(cfg)
-    factors = class_balanced_repeat_factors(dataset)
-    logger.info(f"Meta loader: class-balanced repeat factors, min {factors.min():.2f} / max {factors.max():.2f}")
-    sampler = RepeatFactorTrainingSampler(factors, seed=cfg.SEED + 1 if cfg.SEED >= 0 else None)
+    sampler = class_balanced_meta_sampler(dataset, seed=cfg.SEED + 1 if cfg.SEED >= 0 else None)
     return build_detection_train_loader(cfg, mapper=mapper, dataset=dataset, sampler=sampler)

@@ -24,15 +24,20 @@ Use it in a ``DefaultTrainer`` subclass::
         return hooks
 """
 import contextlib
+import functools
 import logging
 
 import torch
+from detectron2.config import configurable
 from detectron2.engine import HookBase
 from detectron2.utils import comm
 
+from balms_eval.groups import LVIS_THRESHOLDS
+from ..data.samplers import build_meta_train_loader
+
 from ..modeling.meta_reweighter import sgd_rules
 from ..modeling.output_layers import LongTailOutputLayers
-from .meta_weights import class_table, weight_summary, write_meta_weights
+from .meta_weights import class_table, training_image_counts_from_config, weight_summary, write_meta_weights
 
 __all__ = ["MetaReweighterHook", "meta_reweighted_predictors", "capture_meta_batches"]
 
@@ -78,27 +83,48 @@ def capture_meta_batches(predictors):
 
 
 class MetaReweighterHook(HookBase):
-    def __init__(self, cfg, meta_loader=None):
+    @configurable
+    def __init__(self, *, period=1, log_period=20, meta_loader=None, output_dir=None, train_datasets=(),
+                 frequency_thresholds=LVIS_THRESHOLDS, image_counts=None):
         """
+        ``MetaReweighterHook(cfg)`` (``MODEL.BALMS.META_REWEIGHTER``, ``OUTPUT_DIR``, datasets), or with
+        explicit arguments (Python configs):
+
         Args:
-            cfg: the training config (``MODEL.BALMS.META_REWEIGHTER``, ``OUTPUT_DIR``, datasets).
-            meta_loader: iterable of meta image batches for ``META_SOURCE: images``; default
-                :func:`~balms_det.data.samplers.build_meta_train_loader`.
+            period: a meta step every ``period`` iterations. log_period: scalars every ``log_period``.
+            meta_loader: iterable of meta image batches for a reweighter with ``source="images"``
+                (from config, default :func:`~balms_det.data.samplers.build_meta_train_loader`).
+            output_dir: where ``meta_weights.{json,csv,png}`` go after training (None: not written).
+            train_datasets, frequency_thresholds, image_counts: the classes' names, training images
+                and r/c/f groups of the scalars and outputs (see :func:`.meta_weights.class_table`).
         """
+        if period < 1 or log_period < 1:
+            raise ValueError("MODEL.BALMS.META_REWEIGHTER.PERIOD and LOG_PERIOD must be >= 1")
+        self.period = int(period)
+        self.log_period = int(log_period)
+        self.output_dir = output_dir
+        train_datasets = [train_datasets] if isinstance(train_datasets, str) else list(train_datasets)
+        self._table_args = (train_datasets, tuple(frequency_thresholds), image_counts)
+        self._meta_loader = meta_loader
+        self._meta_iter = None
+        self._classes = None
+        self.source = None  # the reweighters' (found in before_train)
+
+    @classmethod
+    def from_config(cls, cfg, meta_loader=None):
         m = cfg.MODEL.BALMS.META_REWEIGHTER
         if not m.ENABLED:
             raise ValueError("MetaReweighterHook needs MODEL.BALMS.META_REWEIGHTER.ENABLED")
         if not cfg.MODEL.BALMS.DECOUPLED.ENABLED:
             raise ValueError("MODEL.BALMS.META_REWEIGHTER.ENABLED needs MODEL.BALMS.DECOUPLED.ENABLED")
-        if m.PERIOD < 1 or m.LOG_PERIOD < 1:
-            raise ValueError("MODEL.BALMS.META_REWEIGHTER.PERIOD and LOG_PERIOD must be >= 1")
-        self.cfg = cfg
-        self.period = m.PERIOD
-        self.log_period = m.LOG_PERIOD
-        self.source = m.META_SOURCE
-        self._meta_loader = meta_loader
-        self._meta_iter = None
-        self._classes = None
+        if meta_loader is None and m.META_SOURCE == "images":
+            meta_loader = functools.partial(build_meta_train_loader, cfg)  # built in before_train
+        return {
+            "period": m.PERIOD, "log_period": m.LOG_PERIOD, "meta_loader": meta_loader, "output_dir": cfg.OUTPUT_DIR,
+            "train_datasets": list(cfg.DATASETS.TRAIN),
+            "frequency_thresholds": tuple(cfg.TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS),
+            "image_counts": functools.partial(training_image_counts_from_config, cfg),
+        }
 
     def before_train(self):
         model = self.trainer.model
@@ -111,13 +137,15 @@ class MetaReweighterHook(HookBase):
             )
         check_only_predictors_trainable(model, self.predictors)
         self._rules()  # fails early on a non-SGD optimizer
+        self.source = self.predictors[0][1].meta_reweighter.source
         if self.source == "images":
             if self._meta_loader is None:
-                from ..data.samplers import build_meta_train_loader
-
-                self._meta_loader = build_meta_train_loader(self.cfg)
+                raise ValueError("MetaReweighterHook: the reweighters take meta images (source 'images'); "
+                                 "give the hook a meta_loader (e.g. build_meta_train_loader)")
+            if isinstance(self._meta_loader, functools.partial):  # from config: built now
+                self._meta_loader = self._meta_loader()
             self._meta_iter = iter(self._meta_loader)
-        self._classes = class_table(self.cfg, self.predictors[0][1])
+        self._classes = class_table(self.predictors[0][1], *self._table_args)
 
     def _rules(self):
         opt = self.trainer.optimizer
@@ -148,10 +176,10 @@ class MetaReweighterHook(HookBase):
                 storage.put_scalar(prefix + name, value, smoothing_hint=False)
 
     def after_train(self):
-        if not comm.is_main_process() or not getattr(self, "predictors", None):
+        if not comm.is_main_process() or not getattr(self, "predictors", None) or self.output_dir is None:
             return
         paths = write_meta_weights(
-            self.cfg.OUTPUT_DIR, self._classes, [p.meta_reweighter for _, p in self.predictors],
+            self.output_dir, self._classes, [p.meta_reweighter for _, p in self.predictors],
             iteration=self.trainer.iter,
         )
         logger.info(f"Meta reweighter: per-class weights written to {paths}")

@@ -7,22 +7,23 @@ import logging
 import math
 import os
 
+import torch
 from detectron2.data import MetadataCatalog
 
-from balms_eval.groups import check_thresholds, group_of
+from balms_eval.groups import LVIS_THRESHOLDS, check_thresholds, group_of
 from balms_eval.per_class import FREQUENCY_GROUPS, GROUP_COLORS, group_edges
-from ..modeling.priors import class_prior_from_config
+from ..modeling.priors import class_prior, class_prior_from_config
 
-__all__ = ["class_table", "weight_summary", "write_meta_weights"]
+__all__ = ["class_table", "training_image_counts_from_config", "weight_summary", "write_meta_weights"]
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("stage", "contiguous_id", "category_id", "name", "frequency", "train_image_count", "theta", "weight")
 
 
-def _training_image_counts(cfg, predictor):
-    """Training images per class: the predictor's own prior when it is one (no second read of the
-    dataset), else MODEL.BALMS.PRIOR's source, else counted from the registered training dicts."""
+def training_image_counts_from_config(cfg, predictor):
+    """Training images per class for ``cfg``: the predictor's own prior when it counts images (no second
+    read of the dataset), else MODEL.BALMS.PRIOR's source, else counted from the training dicts."""
     if cfg.MODEL.BALMS.PRIOR.COUNT == "image_count" and hasattr(predictor.cls_loss, "class_counts"):
         return predictor.cls_loss.class_counts
     cfg = cfg.clone()
@@ -36,17 +37,37 @@ def _training_image_counts(cfg, predictor):
         return class_prior_from_config(cfg).counts
 
 
-def class_table(cfg, predictor):
+def _training_image_counts(predictor, train_datasets):
+    """The predictor's prior (taken as image counts), else the datasets' (json, metadata, dicts)."""
+    if hasattr(predictor.cls_loss, "class_counts"):
+        return predictor.cls_loss.class_counts
+    errors = []
+    for source in ("json", "metadata", "dataset"):
+        try:
+            return class_prior(train_datasets, source=source, num_classes=predictor.num_classes).counts
+        except (ValueError, KeyError) as e:
+            errors.append(f"{source}: {e}")
+    raise ValueError(f"No training image counts for the meta weights report: {errors}")
+
+
+def class_table(predictor, train_datasets=(), frequency_thresholds=LVIS_THRESHOLDS, image_counts=None):
     """``{"name", "category_id", "train_image_count", "frequency", "thresholds"}``, lists in contiguous-id
-    order, for the classes of ``cfg.DATASETS.TRAIN[0]`` (ids and names from its metadata where it has
-    them); groups by training images and ``TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS``, as the evaluator's."""
-    k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
-    meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0]) if cfg.DATASETS.TRAIN else None
+    order, for the classes of ``train_datasets[0]`` (ids and names from its metadata where it has
+    them); groups by training images and ``frequency_thresholds``, as the evaluator's.
+    ``image_counts``: (K,) training images per class, or a function of the predictor giving them;
+    default: the predictor's prior, else counted from ``train_datasets``."""
+    k = predictor.num_classes
+    train_datasets = list(train_datasets)
+    meta = MetadataCatalog.get(train_datasets[0]) if train_datasets else None
     names = list(meta.get("thing_classes", [])) if meta is not None else []
     id_map = dict(meta.get("thing_dataset_id_to_contiguous_id", {})) if meta is not None else {}
     to_dataset = {c: d for d, c in id_map.items()}
-    counts = [float(c) for c in _training_image_counts(cfg, predictor).tolist()]
-    thresholds = check_thresholds(cfg.TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS)
+    if callable(image_counts):
+        image_counts = image_counts(predictor)
+    if image_counts is None:
+        image_counts = _training_image_counts(predictor, train_datasets)
+    counts = [float(c) for c in torch.as_tensor(image_counts).tolist()]
+    thresholds = check_thresholds(frequency_thresholds)
     return {
         "name": [names[i] if i < len(names) else str(i) for i in range(k)],
         "category_id": [to_dataset.get(i, i) for i in range(k)],

@@ -68,7 +68,8 @@ class LVISEvaluator(DatasetEvaluator):
 
     def __init__(self, dataset_name, tasks=None, distributed=True, output_dir=None, *,
                  max_dets_per_image=LVIS_MAX_DETS_PER_IMAGE, backend="fast", per_class=True,
-                 image_counts=None, image_count_source=None, frequency_thresholds=LVIS_THRESHOLDS):
+                 image_counts=None, image_count_source=None, frequency_thresholds=LVIS_THRESHOLDS,
+                 train_datasets=None):
         """
         Args:
             dataset_name: registered dataset with metadata ``json_file`` (COCO or LVIS format).
@@ -84,7 +85,16 @@ class LVISEvaluator(DatasetEvaluator):
                 Or a function returning (image_counts, source), called only if the groups need it.
             frequency_thresholds: (rare_max, common_max) training images of the groups made from
                 ``image_counts`` (LVIS: (10, 100)).
+            train_datasets: registered training sets whose images per class are the ``image_counts``
+                (metadata ``class_image_count``, or counted from their dicts only if the groups need
+                them), when ``image_counts`` is not given: what ``build_lvis_evaluator`` passes from
+                ``cfg.DATASETS.TRAIN``, and a Python config's ``L(LVISEvaluator)(..., train_datasets=...)``.
         """
+        if image_counts is None and train_datasets:
+            train = [train_datasets] if isinstance(train_datasets, str) else list(train_datasets)
+            image_counts, image_count_source = training_image_counts(train, count_dicts=False)
+            if image_counts is None:  # counted from the dicts only if the groups need them
+                image_counts = functools.partial(training_image_counts, train)
         self._tasks = tuple(tasks) if tasks is not None else None
         self._distributed = distributed
         self._output_dir = output_dir
@@ -185,14 +195,10 @@ def build_lvis_evaluator(cfg, dataset_name, output_folder=None):
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
     eval_cfg = cfg.TEST.get("LVIS_EVAL", None)
-    train = list(cfg.DATASETS.TRAIN)
-    image_counts, source = training_image_counts(train, count_dicts=False)
-    if image_counts is None and train:  # counted from the dicts only if the groups need them
-        image_counts = functools.partial(training_image_counts, train)
     return LVISEvaluator(
         dataset_name, distributed=True, output_dir=output_folder,
         max_dets_per_image=eval_cfg.MAX_DETS_PER_IMAGE if eval_cfg is not None else LVIS_MAX_DETS_PER_IMAGE,
         backend=eval_cfg.BACKEND if eval_cfg is not None else "fast",
         per_class=eval_cfg.PER_CLASS if eval_cfg is not None else True,
-        image_counts=image_counts, image_count_source=source,
+        train_datasets=list(cfg.DATASETS.TRAIN),
         frequency_thresholds=tuple(eval_cfg.FREQUENCY_THRESHOLDS) if eval_cfg is not None else LVIS_THRESHOLDS)

@@ -11,9 +11,20 @@ from .losses import (
 )
 from . import peer_losses
 from .classifiers import NormedLinear
-from .priors import ClassPrior, class_prior_from_config, load_class_prior
-from .cls_losses import CLS_LOSS_REGISTRY, ClsLoss  # registers the built-in losses
-from .calibrations import CALIBRATION_REGISTRY, Calibration, LogitAdjustment, NorCal
+from .priors import ClassPrior, class_prior, class_prior_from_config, load_class_prior
+from .cls_losses import (  # registers the built-in losses
+    CLS_LOSS_REGISTRY,
+    BalancedSigmoidLoss,
+    BalancedSoftmaxLoss,
+    ClsLoss,
+    ECMLoss,
+    EQLv2Loss,
+    FederatedLoss,
+    SeesawLoss,
+    SigmoidLoss,
+    SoftmaxLoss,
+)
+from .calibrations import CALIBRATION_REGISTRY, Calibration, LogitAdjustment, NoCalibration, NorCal
 from .meta_reweighter import MetaReweighter, meta_hypergradient, roi_loss_weights
 from .output_layers import LongTailOutputLayers
 from .legacy_output_layers import BalancedSoftmaxOutputLayers
@@ -23,4 +34,4 @@ from .roi_heads import (  # registers heads
     LongTailCascadeROIHeads,
     LongTailROIHeads,
 )
-from .decoupled import ClassifierReinitHook, apply_decoupled, reinit_classifier
+from .decoupled import ClassifierReinitHook, apply_decoupled, freeze_for_decoupled, reinit_classifier

@@ -24,6 +24,8 @@ from .output_layers import LongTailOutputLayers
 __all__ = [
     "freeze_except",
     "freeze_frozen_batchnorm",
+    "DEFAULT_TRAINABLE",
+    "freeze_for_decoupled",
     "apply_decoupled",
     "reinit_classifier",
     "ClassifierReinitHook",
@@ -65,14 +67,24 @@ def freeze_frozen_batchnorm(module):
     return n
 
 
+DEFAULT_TRAINABLE = (r"roi_heads\.box_predictor\.(\d+\.)?cls_score\.",)  # the box classifier(s)
+
+
 def apply_decoupled(model, cfg):
     """Stage-2 freezing per ``cfg.MODEL.BALMS.DECOUPLED`` (no-op unless ``ENABLED``). Returns model."""
     d = cfg.MODEL.BALMS.DECOUPLED
     if not d.ENABLED:
         return model
+    return freeze_for_decoupled(model, d.TRAINABLE, d.FREEZE_BN)
+
+
+def freeze_for_decoupled(model, trainable=DEFAULT_TRAINABLE, freeze_bn=True):
+    """Stage-2 freezing with explicit arguments (Python configs): every parameter matching none of the
+    regular expressions ``trainable`` frozen; with ``freeze_bn`` frozen BatchNorm layers become
+    ``FrozenBatchNorm2d``. Returns model."""
     m = _unwrap(model)
-    trainable = freeze_except(m, d.TRAINABLE)
-    n_bn = freeze_frozen_batchnorm(m) if d.FREEZE_BN else 0
+    trainable = freeze_except(m, trainable)
+    n_bn = freeze_frozen_batchnorm(m) if freeze_bn else 0
     n_all = sum(1 for _ in m.parameters())
     logger.info(
         f"Decoupled training: {len(trainable)}/{n_all} parameter tensors trainable {trainable}; "

@@ -32,6 +32,7 @@ __all__ = [
     "counts_from_dataset_dicts",
     "sanitize_counts",
     "load_class_prior",
+    "class_prior",
     "class_prior_from_config",
 ]
 
@@ -201,24 +202,41 @@ def load_class_prior(
     return ClassPrior(counts=total, num_images=n_img)
 
 
-def class_prior_from_config(cfg, num_classes=None, need_num_images=False) -> ClassPrior:
+def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count="image_count",
+                num_classes=None, num_images=0, min_count=1.0, need_num_images=False) -> ClassPrior:
     """
-    :func:`load_class_prior` with the ``MODEL.BALMS.PRIOR`` keys and ``DATASETS.TRAIN``.
-    With ``need_num_images``, a source that does not give the number of training images falls back
-    to ``len(DatasetCatalog.get(name))`` summed over the training datasets.
+    The class prior with explicit arguments (Python configs: ``L(class_prior)(datasets="lvis_v1_train")``),
+    the same sources, fallbacks and errors as ``MODEL.BALMS.PRIOR``:
+
+    * ``counts`` (a list): source "list"; ``json_file``: the LVIS ``categories`` of that file (ids
+      ``1..K`` or sorted); else ``datasets`` (registered names) read by ``source`` (default "json":
+      their metadata ``json_file``; "metadata"; "dataset": counted from their dicts);
+    * ``num_images`` > 0 overrides the number of training images; with ``need_num_images`` (the sigmoid
+      variant), a source that does not give it falls back to the datasets' number of images.
     """
-    p = cfg.MODEL.BALMS.PRIOR
-    prior = load_class_prior(
-        list(cfg.DATASETS.TRAIN),
-        source=p.SOURCE,
-        count=p.COUNT,
-        num_classes=num_classes if num_classes is not None else cfg.MODEL.ROI_HEADS.NUM_CLASSES,
-        counts=list(p.COUNTS),
-        num_images=p.NUM_IMAGES,
-        min_count=p.MIN_COUNT,
-    )
+    if json_file is not None:
+        c, n = counts_from_lvis_json(json_file, count)
+        prior = ClassPrior(sanitize_counts(c, num_classes, min_count, name=json_file), n)
+        if num_images > 0:
+            prior.num_images = int(num_images)
+    else:
+        source = source or ("list" if counts else "json")
+        prior = load_class_prior(datasets, source=source, count=count, num_classes=num_classes,
+                                 counts=list(counts or []), num_images=num_images, min_count=min_count)
     if need_num_images and not prior.num_images:
-        if p.SOURCE == "list" or not cfg.DATASETS.TRAIN:
-            raise ValueError("The sigmoid variant needs MODEL.BALMS.PRIOR.NUM_IMAGES with this prior")
-        prior.num_images = sum(len(DatasetCatalog.get(d)) for d in cfg.DATASETS.TRAIN)
+        names = [datasets] if isinstance(datasets, str) else list(datasets)
+        if json_file is not None or source == "list" or not names:
+            raise ValueError("The sigmoid variant needs the number of training images (MODEL.BALMS.PRIOR.NUM_IMAGES, "
+                             "num_images=) with this prior")
+        prior.num_images = sum(len(DatasetCatalog.get(d)) for d in names)
     return prior
+
+
+def class_prior_from_config(cfg, num_classes=None, need_num_images=False) -> ClassPrior:
+    """:func:`class_prior` with the ``MODEL.BALMS.PRIOR`` keys and ``DATASETS.TRAIN``."""
+    p = cfg.MODEL.BALMS.PRIOR
+    return class_prior(
+        list(cfg.DATASETS.TRAIN), source=p.SOURCE, count=p.COUNT,
+        num_classes=num_classes if num_classes is not None else cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+        counts=list(p.COUNTS), num_images=p.NUM_IMAGES, min_count=p.MIN_COUNT, need_num_images=need_num_images,
+    )

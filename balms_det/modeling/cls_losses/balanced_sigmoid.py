@@ -18,11 +18,11 @@ class BalancedSigmoidLoss(SigmoidLoss):
     uses_prior = True
     needs_num_images = True
 
-    def __init__(self, num_classes, *, num_images=None, **kwargs):
+    def __init__(self, num_classes, **kwargs):
         super().__init__(num_classes, **kwargs)
-        if not num_images:
+        if not self.prior_num_images:
             raise ValueError("cls_loss='balanced_sigmoid' needs num_images (MODEL.BALMS.PRIOR.NUM_IMAGES)")
-        self.register_buffer("num_train_images", torch.tensor(float(num_images), dtype=torch.float64))
+        self.register_buffer("num_train_images", torch.tensor(float(self.prior_num_images), dtype=torch.float64))
 
     def image_freq(self):
         """p_j = image_count_j / number of training images."""

@@ -50,7 +50,9 @@ class ClsLoss(nn.Module):
     :meth:`probs`; the rest has defaults.
 
     ``class_counts`` (the (K,) class prior) is kept as the persistent float64 buffer ``class_counts``
-    when given; a loss with ``uses_prior`` needs it. Give it only when the loss (or a post-hoc
+    when given; a loss with ``uses_prior`` needs it. ``prior`` (a
+    :class:`~balms_det.modeling.priors.ClassPrior`, e.g. ``L(class_prior)(datasets=...)`` in a Python
+    config) gives both the counts and the number of training images. Give it only when the loss (or a post-hoc
     calibration reading it) needs it, so that loading a checkpoint trained with another loss (stage 2)
     keeps this run's prior.
     """
@@ -64,9 +66,13 @@ class ClsLoss(nn.Module):
     legacy_buffers = {"class_counts": "class_counts"}  # buffer names of the pre-module predictor
     legacy_kwargs = {}  # keyword names of the pre-module predictor's constructor -> this __init__'s
 
-    def __init__(self, num_classes, *, class_counts=None, num_images=None):
+    def __init__(self, num_classes, *, class_counts=None, num_images=None, prior=None):
         super().__init__()
         self.num_classes = int(num_classes)
+        if prior is not None:
+            class_counts = prior.counts if class_counts is None else class_counts
+            num_images = prior.num_images if not num_images else num_images
+        self.prior_num_images = num_images  # the number of training images, where the prior says
         if class_counts is None:
             if self.uses_prior:
                 raise ValueError(f"cls_loss={self.name or type(self).__name__!r} needs class_counts (the class prior)")

@@ -340,7 +340,7 @@ def test_ddp_meta_step_takes_one_adam_step_on_the_mean_hypergradient(tmp_path):
     from balms_det.modeling.meta_reweighter import adam_step_, meta_hypergradient, sgd_rules
 
     out = str(tmp_path / "theta")
-    mp.start_processes(_avg_worker, args=(str(tmp_path / "init"), out), nprocs=2, start_method="fork")
+    mp.start_processes(_avg_worker, args=(str(tmp_path / "init"), out), nprocs=2, start_method="spawn")
     ranks = [torch.load(f"{out}.{r}") for r in (0, 1)]
     lin, opt = _avg_classifier()
     rules = sgd_rules(opt, dict(lin.named_parameters()))

@@ -145,7 +145,9 @@ def _ddp_worker(rank, store, out_dir):
 
 def test_two_gloo_processes_end_with_identical_buffers():
     with tempfile.TemporaryDirectory() as d:
-        mp.start_processes(_ddp_worker, args=(os.path.join(d, "store"), d), nprocs=2, start_method="fork")
+        # spawn, not fork: a forked child inherits the pytest process's threads and locks (after in-process
+        # training and evaluation in earlier tests its gloo group could hang on destruction)
+        mp.start_processes(_ddp_worker, args=(os.path.join(d, "store"), d), nprocs=2, start_method="spawn")
         r0 = torch.load(os.path.join(d, "seesaw_0.pt"))
         r1 = torch.load(os.path.join(d, "seesaw_1.pt"))
         assert torch.equal(r0["cls_loss.cum_counts"], r1["cls_loss.cum_counts"])

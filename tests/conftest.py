@@ -70,6 +70,18 @@ def run_tool(args, datasets_dir, timeout=600, check=True, cwd=None):
     return proc
 
 
+def end_gloo_worker():
+    """End a multi-process test's worker without destroying its gloo group: the group's destructor can
+    deadlock (a gloo thread, freeing the last reference to a collective's tensor, waits for the GIL that
+    the destructor holds while it joins that thread). The worker's results are on disk by now."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def tiny_detection_inputs(num_classes, n=2, size=64, seed=0):
     """``n`` random images with two ground-truth instances each (class ``i % num_classes`` and
     ``num_classes - 1``), boxes and bit masks: a batch for one model step on CPU."""

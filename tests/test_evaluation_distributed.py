@@ -12,7 +12,7 @@ from pycocotools import mask as mask_util
 
 from balms_eval import Masks, ResultColumns
 from balms_eval.columns import ColumnsBuilder
-from conftest import run_tool
+from conftest import end_gloo_worker, run_tool
 from test_evaluation_evaluator import fake_model_outputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -118,15 +118,13 @@ def _rank_worker(rank, store, out_dir, shares):
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        for scenario, per_rank in shares.items():
-            results = _evaluate(*per_rank[rank], os.path.join(out_dir, scenario), distributed=True)
-            assert (results != {}) == (rank == 0), results  # the gathered results are the main process's
-            if rank == 0:
-                with open(os.path.join(out_dir, scenario, "results.json"), "w") as f:
-                    json.dump(results, f)
-    finally:
-        dist.destroy_process_group()
+    for scenario, per_rank in shares.items():
+        results = _evaluate(*per_rank[rank], os.path.join(out_dir, scenario), distributed=True)
+        assert (results != {}) == (rank == 0), results  # the gathered results are the main process's
+        if rank == 0:
+            with open(os.path.join(out_dir, scenario, "results.json"), "w") as f:
+                json.dump(results, f)
+    end_gloo_worker()
 
 
 def run_two_ranks(lvis_json, out_dir):

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from balms_det.engine import MetaReweighterHook, create_ddp_model
 from balms_det.modeling import apply_decoupled
-from conftest import REPO, run_tool, tiny_detection_inputs
+from conftest import REPO, end_gloo_worker, run_tool, tiny_detection_inputs
 from test_decoupled import tiny_cfg
 
 torch.set_num_threads(1)
@@ -271,7 +271,7 @@ def _ddp_worker(rank, world, init_file, source, out_file):
     trainer.train(0, 4)
     r = model.module.roi_heads.box_predictor.meta_reweighter
     torch.save({"equal": seen, "theta": r.theta, "m": r.adam_exp_avg, "v": r.adam_exp_avg_sq}, f"{out_file}.{rank}")
-    dist.destroy_process_group()
+    end_gloo_worker()
 
 
 @pytest.mark.parametrize("source", ["bank", "images"])
@@ -329,7 +329,7 @@ def _avg_worker(rank, init_file, out_file):
         r.step(lin, x, y, _roi_loss, _meta_loss)
         thetas.append(r.theta.clone())
     torch.save(thetas, f"{out_file}.{rank}")
-    dist.destroy_process_group()
+    end_gloo_worker()
 
 
 def test_ddp_meta_step_takes_one_adam_step_on_the_mean_hypergradient(tmp_path):

@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from balms_det import BalancedSoftmaxOutputLayers
 from balms_det.modeling import peer_losses as P
 from balms_det.modeling.classifiers import NormedLinear
+from conftest import end_gloo_worker
 from test_heads import tiny_cfg, tiny_inputs, train_step
 from test_peer_losses import _seesaw_reference, proposals
 
@@ -133,14 +134,12 @@ def test_accumulated_state_checkpoint_round_trip(cls_loss, buffers, tmp_path):
 def _ddp_worker(rank, store, out_dir):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        for cls_loss in ("seesaw", "eqlv2"):
-            layer = _layer(cls_loss)  # same initial weights on both ranks, different ROIs per rank
-            _steps(layer, 3, seed=rank + 1)
-            torch.save({k: v for k, v in layer.state_dict().items() if v.dtype == torch.float64},
-                       os.path.join(out_dir, f"{cls_loss}_{rank}.pt"))
-    finally:
-        dist.destroy_process_group()
+    for cls_loss in ("seesaw", "eqlv2"):
+        layer = _layer(cls_loss)  # same initial weights on both ranks, different ROIs per rank
+        _steps(layer, 3, seed=rank + 1)
+        torch.save({k: v for k, v in layer.state_dict().items() if v.dtype == torch.float64},
+                   os.path.join(out_dir, f"{cls_loss}_{rank}.pt"))
+    end_gloo_worker()
 
 
 def test_two_gloo_processes_end_with_identical_buffers():

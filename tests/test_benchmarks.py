@@ -134,8 +134,8 @@ TEST: {{DETECTIONS_PER_IMAGE: 20, LVIS_EVAL: {{FREQUENCY_THRESHOLDS: [2, 4]}}}}
 
 def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path):
     """The one command on a user's registered COCO-format data, base config and registered loss: a few
-    iterations, one seed, a stage 1 + its decoupled stage 2 + the user's loss; records, report and
-    chart written; a re-run trains nothing; a stage-2 run whose stage-1 weights are gone trains them."""
+    iterations, one seed, a stage 1 + its decoupled stage 2 + a post-hoc row + the user's loss; records,
+    report, chart and detections figure written; a re-run trains nothing."""
     import json
 
     from test_cls_loss_modules import USER_LOSS
@@ -152,14 +152,14 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
         "MODEL:\n  ROI_HEADS: {NAME: LongTailROIHeads}\n  BALMS: {CLS_LOSS: MyFocalLoss}\n")
     cmd = [os.path.join(REPO, "benchmarks", "long_tail_benchmark.py"), "--base-config", str(tmp_path / "base.yaml"),
            "--train", "my_coco_train", "--test", "my_coco_val", "--tag", "mycoco", "--iters", "4", "--seeds", "0",
-           "--methods", "softmax", "bs_decoupled", "my_loss", "--extra", f"my_loss={tmp_path / 'my_loss.yaml'}",
+           "--methods", "softmax", "bs_decoupled", "softmax+la", "my_loss", "--extra", f"my_loss={tmp_path / 'my_loss.yaml'}",
            "--runs-dir", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
            "--report", str(tmp_path / "report" / "lt")]
     out = run_tool(cmd, datasets_dir, cwd=str(tmp_path)).stdout
-    assert "suite mycoco_it4: 3 runs, 0 finished, 3 to do" in out, out
-    assert re.search(r"^\[1/3\] softmax seed 0 \(block 1\); elapsed .* ETA ", out, re.M), out
+    assert "suite mycoco_it4: 4 runs, 0 finished, 4 to do" in out, out
+    assert re.search(r"^\[1/4\] softmax seed 0 \(block 1\); elapsed .* ETA ", out, re.M), out
     recs = {m: json.loads((tmp_path / "runs" / "mycoco_it4" / m / "seed0.json").read_text())
-            for m in ("softmax", "bs_decoupled", "my_loss")}
+            for m in ("softmax", "bs_decoupled", "softmax+la", "my_loss")}
     assert recs["bs_decoupled"]["train_iters"] >= 1 and recs["softmax"]["train_iters"] >= 3
     assert recs["bs_decoupled"]["stage1"] == "softmax" and "MODEL.BALMS.CLS_LOSS" in recs["my_loss"]["overrides"]
     assert all(set(r["metrics"]) >= {"bbox/AP", "bbox/APr", "segm/APr"} for r in recs.values())
@@ -169,16 +169,11 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
     assert "Against softmax (stock head)" in md and "- my_loss: bbox APr " in md, md
     out = run_tool(cmd + ["--figure", "softmax", "bs_decoupled"], datasets_dir, cwd=str(tmp_path)).stdout
     assert (tmp_path / "report" / "lt_detections.png").read_bytes()[:4] == b"\x89PNG", out
-    # a re-run skips every finished run; with the stage-1 weights gone, a new stage-2 row trains them
+    assert recs["softmax+la"]["eval_only"] and recs["softmax+la"]["train_iters"] == 0
+    # a re-run skips every finished run (records, not the cache, say what is done: weights may be gone)
     os.remove(tmp_path / "cache" / "mycoco_it4" / "softmax" / "seed0" / "model_final.pth")
     out = run_tool(cmd, datasets_dir, cwd=str(tmp_path)).stdout
-    assert "3 finished, 0 to do" in out and "$ " not in out, out
-    out = run_tool(cmd[:cmd.index("--methods") + 1] + ["softmax+la", "--runs-dir", str(tmp_path / "runs"),
-                                                          "--cache", str(tmp_path / "cache"),
-                                                          "--report", str(tmp_path / "report" / "la")],
-                   datasets_dir, cwd=str(tmp_path)).stdout
-    assert "stage 1 softmax seed 0: weights missing, training it" in out, out
-    assert json.loads((tmp_path / "runs" / "mycoco_it4" / "softmax+la" / "seed0.json").read_text())["eval_only"]
+    assert "4 finished, 0 to do" in out and "$ " not in out, out
 
 
 def test_bench_meta_reweighter_runs_every_variant(datasets_dir):
@@ -189,13 +184,53 @@ def test_bench_meta_reweighter_runs_every_variant(datasets_dir):
     assert re.search(r"^target \(default setting <= 1.05x\): (met|NOT met) \([0-9.]+x\)", out, re.M), out
 
 
+FEW_VAL = """
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+full = MetadataCatalog.get("lt_shapes_mini_val")
+full.json_file  # lt_shapes fills its metadata on first use
+DatasetCatalog.register("lt_shapes_mini_val_first3", lambda: DatasetCatalog.get("lt_shapes_mini_val")[:3])
+MetadataCatalog.get("lt_shapes_mini_val_first3").set(**{k: v for k, v in full.as_dict().items() if k != "name"})
+"""
+
+
 def test_compare_heads_trains_and_tables_two_configs(datasets_dir, tmp_path):
     """The training path: two configs, one seed, a few iterations each through tools/train_net.py."""
+    (tmp_path / "few_val.py").write_text(FEW_VAL)
     out = run_tool(["benchmarks/compare_heads.py", "--iters", "2", "--seeds", "0", "--output", str(tmp_path),
-                    "--", "DATASETS.TRAIN", "('lt_shapes_mini_train',)", "DATASETS.TEST", "('lt_shapes_mini_val',)",
+                    "--", "MODEL.BALMS.CUSTOM_IMPORTS", f"['{tmp_path / 'few_val.py'}']",
+                    "DATASETS.TRAIN", "('lt_shapes_mini_train',)", "DATASETS.TEST", "('lt_shapes_mini_val_first3',)",
                     "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", "TEST.DETECTIONS_PER_IMAGE", "10",
                     "MODEL.RPN.POST_NMS_TOPK_TEST", "20"], datasets_dir).stdout
     assert out.count("$ ") == 2, out
     for name in ("mask_rcnn_R18_FPN_softmax", "mask_rcnn_R18_FPN_balanced_softmax"):
         assert re.search(rf"^{name}\s+[0-9.]+\s+[0-9.]+\s+", out, re.M), out
         assert (tmp_path / f"{name}_it2_s0" / "model_final.pth").is_file()
+
+
+def test_long_tail_stage_two_retrains_missing_stage_one_weights(tmp_path, monkeypatch):
+    """Records are committed, weights are not: on a new machine a block-3 row first trains its stage 1
+    again for the weights (its committed record kept), then runs; with the weights there it does not."""
+    import sys
+
+    sys.path.insert(0, "benchmarks")
+    import long_tail_benchmark as B
+
+    bench = B.Bench(B.argparse.Namespace(
+        base_config=B.LT_BASE, opts=[], iters=0, tag="t", runs_dir=str(tmp_path / "runs"), cache=str(tmp_path / "c"),
+        extra=[], train=None, test=None, seeds=[0], blocks=[3], methods=None))
+    calls = []
+    monkeypatch.setattr(bench, "run_once", lambda m, seed, weights=None, keep_record=False: calls.append(
+        (m.name, weights and os.path.basename(weights), keep_record)))
+    import os
+
+    stage2 = bench.methods["bs_decoupled"]
+    (tmp_path / "runs" / "t_it1200" / "softmax").mkdir(parents=True)
+    (tmp_path / "runs" / "t_it1200" / "softmax" / "seed0.json").write_text("{}")
+    bench.train(stage2, 0)
+    assert calls == [("softmax", None, True), ("bs_decoupled", "model_final.pth", False)]
+    os.makedirs(bench.out_dir(bench.methods["softmax"], 0))
+    open(bench.weights(bench.methods["softmax"], 0), "w").close()
+    calls.clear()
+    bench.train(stage2, 0)
+    assert calls == [("bs_decoupled", "model_final.pth", False)]

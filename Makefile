@@ -9,6 +9,8 @@ OUTPUT ?= output/lt_shapes_softmax
 DEMO_METHODS ?= softmax softmax+la bs_decoupled
 DEMO_ITERS ?= 1200
 PYTEST_ARGS ?=
+# the suite on every core, at most 4 workers (each holds its own torch and lt_shapes); TEST_WORKERS=0: one process
+TEST_WORKERS ?= $$(n=$$(nproc); [ $$n -lt 4 ] && echo $$n || echo 4)
 THREADS := OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)}
 
 .PHONY: env demo train test
@@ -26,4 +28,4 @@ train: env
 	$(THREADS) $(PY) tools/train_net.py --config-file $(CONFIG) OUTPUT_DIR $(OUTPUT)
 
 test: env
-	$(PY) -m pytest tests -q -ra $(PYTEST_ARGS)
+	$(PY) -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)

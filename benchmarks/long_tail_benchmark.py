@@ -548,8 +548,9 @@ def main(argv=None):
     ap.add_argument("--list", action="store_true", help="print the methods and their overrides")
     ap.add_argument("--stream", action="store_true", help="show each run's training log as it goes")
     ap.add_argument("--figure", nargs="+", default=None, metavar="METHOD",
-                    help="draw detections of these methods (seed --seeds[0], cached weights) on test images "
-                         "with rare classes, side by side with the ground truth, to REPORT_detections.png")
+                    help="after the runs (none with --report-only), draw detections of these methods (seed "
+                         "--seeds[0], cached weights) on test images with rare classes, side by side with the "
+                         "ground truth, to REPORT_detections.png")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run, after --")
     args = ap.parse_args(argv)
     args.opts = [o for o in args.opts if o != "--"]
@@ -567,12 +568,11 @@ def main(argv=None):
                                                      else "to do")
             print(f"{m.name:28s} seed {s}: {state}")
         return
-    if args.figure:
-        bench.figure(args.figure, args.report + "_detections.png")
-        return
     if not args.report_only:
         bench.run_all()
     bench.report(args.report)
+    if args.figure:  # after the runs: their weights are in the cache
+        bench.figure(args.figure, args.report + "_detections.png")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from balms_det.modeling import reinit_classifier
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
+# A Base-*.yaml is built and stepped through each of its children (test_every_base_config_has_children)
+STEPPED = [p for p in CONFIGS if not os.path.basename(p).startswith("Base-")]
 torch.set_num_threads(1)
 
 
@@ -58,7 +60,14 @@ def test_configs_found():
         assert f"LVISv1-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_{peer}.yaml" in names
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[os.path.relpath(p, ROOT) for p in CONFIGS])
+def test_every_base_config_has_children():
+    for base in set(CONFIGS) - set(STEPPED):
+        children = [p for p in STEPPED if f'_BASE_: "{os.path.basename(base)}"' in open(p).read()
+                    and os.path.dirname(p) == os.path.dirname(base)]
+        assert len(children) >= 2, base
+
+
+@pytest.mark.parametrize("path", STEPPED, ids=[os.path.relpath(p, ROOT) for p in STEPPED])
 def test_config_builds_and_trains_one_iteration(path):
     cfg = build_config(path)  # as written: datasets must be registered, weights well-formed
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST):

@@ -436,6 +436,7 @@ class Bench:
         import cv2
         import torch
         from detectron2.data import DatasetCatalog, MetadataCatalog
+        from detectron2.data.catalog import Metadata
         from detectron2.engine import DefaultPredictor
         from detectron2.utils.visualizer import Visualizer
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -451,8 +452,15 @@ class Bench:
         rare = {c for c, n in enumerate(class_prior_from_config(cfg).counts.tolist()) if n <= rare_max}
         dicts = sorted(DatasetCatalog.get(test), key=lambda d: -sum(a["category_id"] in rare for a in d["annotations"]))
         dicts = dicts[:per_row]
-        columns = [("ground truth", [Visualizer(cv2.imread(d["file_name"])[:, :, ::-1], meta, scale=2.0)
-                                     .draw_dataset_dict(d).get_image() for d in dicts])]
+        # boxes and labels only (mask overlays would change the objects' colours, which are half of a
+        # class in lt_shapes); a rare class's label ends with "(r)"
+        names_r = [n + " (r)" if c in rare else n for c, n in enumerate(meta.thing_classes)]
+        meta = Metadata(**{k: v for k, v in meta.as_dict().items() if k not in ("name", "thing_classes")},
+                        thing_classes=names_r)
+        columns = [("ground truth", [
+            Visualizer(cv2.imread(d["file_name"])[:, :, ::-1], meta, scale=2.0).draw_dataset_dict(
+                dict(d, annotations=[{k: v for k, v in a.items() if k != "segmentation"}
+                                     for a in d["annotations"]])).get_image() for d in dicts])]
         for name in names:
             m = self.methods[name]
             cfg = self._run_cfg(m, seed)
@@ -463,6 +471,7 @@ class Bench:
                 img = cv2.imread(d["file_name"])
                 inst = predictor(img)["instances"].to("cpu")
                 inst = inst[inst.scores >= score_thresh]
+                inst.remove("pred_masks") if inst.has("pred_masks") else None
                 images.append(Visualizer(img[:, :, ::-1], meta, scale=2.0).draw_instance_predictions(inst).get_image())
             columns.append((m.label, images))
             del predictor
@@ -475,7 +484,7 @@ class Bench:
                 axes[i][j].imshow(img)
                 axes[i][j].axis("off")
             axes[0][j].set_title(title, fontsize=9)
-        fig.suptitle(f"{test}: images with the most rare-class objects; detections with score >= {score_thresh} "
+        fig.suptitle(f"{test}: images with the most rare-class objects (r); detections with score >= {score_thresh} "
                      f"(seed {seed})", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=90)

@@ -176,8 +176,20 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
     monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
     import long_tail_benchmark
 
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    def unregister():  # the user's file registers my_coco_*; other tests in this process may have, too
+        for name in ("my_coco_train", "my_coco_val"):
+            if name in DatasetCatalog.list():
+                DatasetCatalog.remove(name)
+                MetadataCatalog.remove(name)
+
     monkeypatch.setattr(long_tail_benchmark.Bench, "train", None)  # a run started would fail
-    long_tail_benchmark.main(cmd[1:])
+    unregister()
+    try:
+        long_tail_benchmark.main(cmd[1:])
+    finally:
+        unregister()
     out = capsys.readouterr().out
     assert "4 finished, 0 to do" in out and "$ " not in out, out
 
@@ -240,3 +252,22 @@ def test_long_tail_stage_two_retrains_missing_stage_one_weights(tmp_path, monkey
     calls.clear()
     bench.train(stage2, 0)
     assert calls == [("bs_decoupled", "model_final.pth", False)]
+
+
+def test_long_tail_training_time_leaves_out_pauses(tmp_path, monkeypatch):
+    """A run that stood still (paused, or a busy machine) for some windows: its recorded cost is iterations x
+    the median iteration time, not detectron2's total."""
+    import json
+
+    monkeypatch.syspath_prepend("benchmarks")
+    import long_tail_benchmark as B
+
+    times = [1.0, 1.1, 40.0, 1.2, 0.9, 35.0, 1.05]  # 2 windows with a pause in them
+    with open(tmp_path / "metrics.json", "w") as f:
+        for i, t in enumerate(times):
+            f.write(json.dumps({"iteration": 20 * i + 19, "total_loss": 1.0, "time": t}) + "\n")
+        f.write(json.dumps({"bbox/AP": 1.0}) + "\n")
+    assert B.median_iteration_time(tmp_path) == 1.1  # (mean: 11.5)
+    (tmp_path / "log.txt").write_text("Overall training speed: 138 iterations in 0:26:40 (11.5942 s / it)\n")
+    assert B.training_speed(tmp_path) == (140, 11.5942)
+    assert B.median_iteration_time(tmp_path / "absent") is None

@@ -108,6 +108,21 @@ METHODS = [
     _m("balms_sigmoid_decoupled", 3, "BALMS sigmoid decoupled (official chain)", "decoupled_balms_sigmoid",
        stage1="sigmoid_rfs"),
 ]
+# For the answer: the project's methods (Balanced Softmax family, BALMS, logit adjustment) and the peers
+OURS_ROWS = {"balanced_softmax", "balanced_softmax_rfs", "balanced_softmax_normed_rfs", "softmax+la", "softmax_rfs+la",
+             "bs_decoupled", "bs_decoupled_tau0.25", "balms_decoupled", "balms_decoupled_images", "bsig_decoupled",
+             "balms_sigmoid_decoupled"}
+PEER_ROWS = {"seesaw", "eqlv2", "ecm", "federated", "seesaw_linear_rfs", "softmax+norcal", "softmax_rfs+norcal", "crt"}
+# (what, row a, row b): what a - b measures
+CONTRIBUTIONS = [
+    ("Sampler: RFS", "softmax_rfs", "softmax"),
+    ("Loss without RFS: Balanced Softmax", "balanced_softmax", "softmax"),
+    ("Loss with RFS: Balanced Softmax", "balanced_softmax_rfs", "softmax_rfs"),
+    ("Classifier: normed", "balanced_softmax_normed_rfs", "balanced_softmax_rfs"),
+    ("Post-hoc instead of training: logit adjustment", "softmax+la", "balanced_softmax"),
+    ("Decoupled stage 2", "bs_decoupled", "balanced_softmax"),
+    ("Meta Reweighter", "balms_decoupled", "bs_decoupled"),
+]
 BLOCKS = {1: "end to end (authors' recipes)", 2: "controlled (sampler / classifier)",
           3: "from the same stage-1 weights"}
 
@@ -417,7 +432,7 @@ class Bench:
                 cells = " | ".join(_pm(*r["cells"][c]) for c in cols)
                 lines.append(f"| {r['method'].label} | {len(r['seeds'])} | {cells} | {r['train_min']:.1f} |")
             lines.append("")
-        lines += self.deltas(rows)
+        lines += self.deltas(rows) + self.answer(rows)
         total = sum(rec["wall_s"] or 0 for r in rows for s in r["seeds"] if (rec := self.load(r["method"], s)))
         cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
         lines += [f"Command: `{cmd.strip()}`", "",
@@ -444,6 +459,67 @@ class Bench:
             d = {t: " ".join(f"{k} {r['cells'][f'{t}/{k}'][0] - ref['cells'][f'{t}/{k}'][0]:+.1f}"
                              for k in ("APr", "APc", "APf")) for t in TASKS}
             out.append(f"- {r['method'].label}: bbox {d['bbox']}; segm {d['segm']}")
+        return out + [""]
+
+    @staticmethod
+    def answer(rows, task="bbox"):
+        """Lines: the best rows for rare classes and overall, what the sampler, the classifier and the loss
+        each add (differences of the controlled rows' means), and the issue's targets, met or not."""
+        by = {r["method"].name: r for r in rows}
+        if "softmax" not in by or len(rows) < 2:
+            return []
+
+        def m(name, k):
+            return by[name]["cells"][f"{task}/{k}"][0]
+
+        def cell(name, k):
+            mean, std = by[name]["cells"][f"{task}/{k}"]
+            return _pm(mean, std)
+
+        def cost(name):
+            meth, t = by[name]["method"], by[name]["train_min"]
+            if meth.stage1:  # block 3: on top of its stage 1's training
+                s1 = by[meth.stage1]["train_min"] if meth.stage1 in by else None
+                return ((f"{t:.0f} min of stage 2" if meth.eval_only is False else "no training") + " on "
+                        + (f"{meth.stage1}'s {s1:.0f} min" if s1 is not None else f"{meth.stage1}'s weights"))
+            return f"{t:.0f} min training"
+
+        ours = [n for n in by if n in OURS_ROWS]
+        peers = [n for n in by if n in PEER_ROWS]
+        best_r = max(by, key=lambda n: m(n, "APr"))
+        best_ap = max(by, key=lambda n: m(n, "AP"))
+        out = [f"**Answer ({task}; seeds as in the table; a synthetic CPU-scale benchmark, not LVIS)**", "",
+               f"- Best for rare classes: {by[best_r]['method'].label}, APr {cell(best_r, 'APr')}, "
+               f"APf {cell(best_r, 'APf')} ({cost(best_r)}).",
+               f"- Best overall: {by[best_ap]['method'].label}, AP {cell(best_ap, 'AP')}, APr {cell(best_ap, 'APr')} "
+               f"({cost(best_ap)})."]
+        for what, a, b in CONTRIBUTIONS:
+            if a in by and b in by:
+                out.append(f"- {what} ({by[a]['method'].label} − {by[b]['method'].label}): "
+                           f"APr {m(a, 'APr') - m(b, 'APr'):+.1f}, APf {m(a, 'APf') - m(b, 'APf'):+.1f}, "
+                           f"AP {m(a, 'AP') - m(b, 'AP'):+.1f}")
+        out += ["", "Targets:", ""]
+        bs = [n for n in ("balanced_softmax", "bs_decoupled") if n in by]
+        for n in bs:
+            ok = m(n, "APr") >= m("softmax", "APr") + 5 and m(n, "APf") >= m("softmax", "APf") - 1
+            out.append(f"- {by[n]['method'].label}: APr ≥ softmax + 5 and APf at most 1 lower: "
+                       f"{'met' if ok else 'NOT met'} (APr {m(n, 'APr') - m('softmax', 'APr'):+.1f}, "
+                       f"APf {m(n, 'APf') - m('softmax', 'APf'):+.1f})")
+        for balms, bsd in (("balms_decoupled", "bs_decoupled"), ("balms_decoupled_images", "bs_decoupled"),
+                           ("balms_sigmoid_decoupled", "bsig_decoupled")):
+            if balms in by and bsd in by:
+                d = m(balms, "APr") - m(bsd, "APr")
+                out.append(f"- {by[balms]['method'].label} ≥ {by[bsd]['method'].label} on APr: "
+                           f"{'met' if d >= 0 else 'NOT met'} ({d:+.1f})")
+        if ours and peers:
+            o = max(ours, key=lambda n: m(n, "APr"))
+            p_r = max(peers, key=lambda n: m(n, "APr"))
+            p_f = max(peers, key=lambda n: m(n, "APf"))
+            ok = m(o, "APr") > m(p_r, "APr") and m(o, "APf") >= m(p_f, "APf") - 1
+            out.append(f"- Best of ours ({by[o]['method'].label}) ahead of every peer on APr, APf within 1 of the "
+                       f"best peer's: {'met' if ok else 'NOT met'} (APr {m(o, 'APr') - m(p_r, 'APr'):+.1f} against "
+                       f"{by[p_r]['method'].label}; APf {m(o, 'APf') - m(p_f, 'APf'):+.1f} against "
+                       f"{by[p_f]['method'].label})")
         return out + [""]
 
     def figure(self, names, path, per_row=4, score_thresh=0.5):

@@ -271,3 +271,46 @@ def test_long_tail_training_time_leaves_out_pauses(tmp_path, monkeypatch):
     (tmp_path / "log.txt").write_text("Overall training speed: 138 iterations in 0:26:40 (11.5942 s / it)\n")
     assert B.training_speed(tmp_path) == (140, 11.5942)
     assert B.median_iteration_time(tmp_path / "absent") is None
+
+
+def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path, monkeypatch):
+    """The report's answer from records over 3 seeds: best rows, the controlled differences, the targets."""
+    import json
+
+    monkeypatch.syspath_prepend("benchmarks")
+    import long_tail_benchmark as B
+
+    # bbox (AP, APr, APf) per seed; APc = AP; segm = bbox - 1
+    made = {"softmax": [(50, 30, 70), (51, 31, 71), (52, 32, 72)],
+            "softmax_rfs": [(52, 38, 70), (52, 38, 70), (52, 38, 70)],
+            "balanced_softmax": [(54, 37, 70), (54, 37, 70.5), (55, 37, 71)],
+            "bs_decoupled": [(53, 36, 69), (53, 37, 69), (53, 38, 69)],
+            "balms_decoupled": [(53, 36.5, 69), (53, 36.5, 69), (53, 36.5, 69)],
+            "seesaw": [(56, 40, 66), (56, 40, 66), (56, 40, 66)]}
+    runs = tmp_path / "runs" / "lt_shapes_it1200"
+    for name, seeds in made.items():
+        (runs / name).mkdir(parents=True)
+        for s, (ap, apr, apf) in enumerate(seeds):
+            metrics = {f"{t}/{k}": v - (t == "segm") for t in ("bbox", "segm")
+                       for k, v in (("AP", ap), ("APr", apr), ("APc", ap), ("APf", apf))}
+            (runs / name / f"seed{s}.json").write_text(json.dumps(
+                {"method": name, "seed": s, "metrics": metrics, "train_iters": 1200, "s_per_iter_median": 1.5,
+                 "train_s": 9999.0, "wall_s": 9999.0, "commit": "abc", "machine": "test"}))
+    bench = B.Bench(B.argparse.Namespace(
+        base_config=B.LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
+        cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1, 2], blocks=[1, 2, 3], methods=None))
+    rows = bench.table()
+    assert {r["method"].name: round(r["train_min"]) for r in rows}["softmax"] == 30  # 1200 x 1.5 s, not 9999 s
+    text = "\n".join(bench.answer(rows))
+    assert "Best for rare classes: Seesaw (normed, RFS), APr 40.0 ± 0.0, APf 66.0 ± 0.0 (30 min training)" in text
+    assert "Best overall: Seesaw (normed, RFS), AP 56.0 ± 0.0" in text
+    assert "Sampler: RFS (softmax + RFS − softmax (stock head)): APr +7.0, APf -1.0, AP +1.0" in text
+    assert "Loss without RFS: Balanced Softmax (Balanced Softmax − softmax (stock head)): APr +6.0, APf -0.5" in text
+    assert "Meta Reweighter (BALMS decoupled (bank) − Balanced Softmax decoupled (tau 1)): APr -0.5" in text
+    assert "- Balanced Softmax: APr ≥ softmax + 5 and APf at most 1 lower: met (APr +6.0, APf -0.5)" in text
+    assert "- Balanced Softmax decoupled (tau 1): APr ≥ softmax + 5 and APf at most 1 lower: NOT met (APr +6.0, " \
+           "APf -2.0)" in text
+    assert "BALMS decoupled (bank) ≥ Balanced Softmax decoupled (tau 1) on APr: NOT met (-0.5)" in text
+    assert ("Best of ours (Balanced Softmax) ahead of every peer on APr, APf within 1 of the best peer's: NOT met "
+            "(APr -3.0 against Seesaw (normed, RFS); APf +4.5 against Seesaw (normed, RFS))") in text
+    assert "on softmax's 30 min" in text or "(30 min training)" in text

@@ -522,6 +522,52 @@ class Bench:
                        f"{by[p_f]['method'].label})")
         return out + [""]
 
+    def per_class(self, names, path, task="bbox"):
+        """Per-class AP of two methods (mean over the seeds whose evaluation is in the cache), classes
+        sorted by training images, with their difference: where a method's APr gain comes from."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        test = (self.args.test or self.base_cfg.DATASETS.TEST)[0]
+        per = {}
+        for name in names:
+            files = [os.path.join(self.out_dir(self.methods[name], s), "inference", test, "per_class_ap.json")
+                     for s in self.args.seeds]
+            cats = [json.load(open(f))["categories"] for f in files if os.path.isfile(f)]
+            if not cats:
+                raise SystemExit(f"--per-class: no per_class_ap.json of {name} in {self.cache}")
+            per[name] = {c["name"]: c for c in cats[0]}
+            for c in per[name]:
+                vals = [next(x[f"AP_{task}"] for x in cs if x["name"] == c) for cs in cats]
+                vals = [v for v in vals if v is not None]
+                per[name][c] = dict(per[name][c], ap=statistics.mean(vals) if vals else None, n=len(cats))
+        a, b = names[:2]
+        classes = sorted((c for c in per[a] if per[a][c]["ap"] is not None and per[b].get(c, {}).get("ap") is not None),
+                         key=lambda c: (per[a][c]["train_image_count"], c))
+        xs = range(len(classes))
+        fig = Figure(figsize=(max(8, 0.28 * len(classes) + 2), 6))
+        FigureCanvasAgg(fig)
+        ax, dx = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+        for j, name in enumerate((a, b)):
+            ax.bar([x + (j - 0.5) * 0.4 for x in xs], [per[name][c]["ap"] for c in classes], 0.4,
+                   label=f"{self.methods[name].label} (seeds: {per[name][classes[0]]['n']})")
+        diff = [per[b][c]["ap"] - per[a][c]["ap"] for c in classes]
+        dx.bar(xs, diff, 0.6, color=["#2ca02c" if d >= 0 else "#d62728" for d in diff])
+        dx.axhline(0, color="0.3", lw=0.6)
+        for axis in (ax, dx):
+            for x, c in zip(xs, classes):
+                if x and per[a][c]["frequency"] != per[a][classes[x - 1]]["frequency"]:
+                    axis.axvline(x - 0.5, color="0.5", ls="--", lw=0.8)
+        ax.set_ylabel(f"{task} AP (%)")
+        ax.legend(fontsize=8)
+        dx.set_ylabel("difference")
+        dx.set_xticks(list(xs), [f"{c} ({per[a][c]['train_image_count']}, {per[a][c]['frequency']})" for c in classes],
+                      rotation=90, fontsize=7)
+        ax.set_title(f"{test}: per-class {task} AP, classes by training images (rare | common | frequent)", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        print(f"written: {path}")
+
     def figure(self, names, path, per_row=4, score_thresh=0.5):
         """Ground truth and each method's detections (score >= ``score_thresh``) on the test images with
         the most rare-class instances (rare: training images <= the evaluator's first threshold)."""
@@ -652,6 +698,9 @@ def main(argv=None):
                     help="after the runs (none with --report-only), draw detections of these methods (seed "
                          "--seeds[0], cached weights) on test images with rare classes, side by side with the "
                          "ground truth, to REPORT_detections.png")
+    ap.add_argument("--per-class", nargs=2, default=None, metavar=("A", "B"),
+                    help="after the runs, per-class AP of two methods (cached evaluations, mean over --seeds) "
+                         "by training images, and B - A, to REPORT_per_class.png")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run, after --")
     args = ap.parse_args(argv)
     args.opts = [o for o in args.opts if o != "--"]
@@ -674,6 +723,8 @@ def main(argv=None):
     bench.report(args.report)
     if args.figure:  # after the runs: their weights are in the cache
         bench.figure(args.figure, args.report + "_detections.png")
+    if args.per_class:
+        bench.per_class(args.per_class, args.report + "_per_class.png")
 
 
 if __name__ == "__main__":

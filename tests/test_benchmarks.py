@@ -155,7 +155,8 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
            "--methods", "softmax", "bs_decoupled", "softmax+la", "my_loss", "--extra", f"my_loss={tmp_path / 'my_loss.yaml'}",
            "--runs-dir", str(tmp_path / "runs"), "--cache", str(tmp_path / "cache"),
            "--report", str(tmp_path / "report" / "lt")]
-    out = run_tool(cmd + ["--figure", "softmax", "bs_decoupled"], datasets_dir, cwd=str(tmp_path)).stdout
+    out = run_tool(cmd + ["--figure", "softmax", "bs_decoupled", "--per-class", "softmax", "bs_decoupled"],
+                   datasets_dir, cwd=str(tmp_path)).stdout
     assert "suite mycoco_it4: 4 runs, 0 finished, 4 to do" in out, out
     assert re.search(r"^\[1/4\] softmax seed 0 \(block 1\); elapsed .* ETA ", out, re.M), out
     recs = {m: json.loads((tmp_path / "runs" / "mycoco_it4" / m / "seed0.json").read_text())
@@ -168,6 +169,7 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
     assert (tmp_path / "report" / "lt.png").read_bytes()[:4] == b"\x89PNG"
     assert "Against softmax (stock head)" in md and "- my_loss: bbox APr " in md, md
     assert (tmp_path / "report" / "lt_detections.png").read_bytes()[:4] == b"\x89PNG", out
+    assert (tmp_path / "report" / "lt_per_class.png").read_bytes()[:4] == b"\x89PNG", out
     assert recs["softmax+la"]["eval_only"] and recs["softmax+la"]["train_iters"] == 0
     # a re-run skips every finished run (records, not the cache, say what is done: weights may be gone);
     # in process (it starts no training), with the user's files imported from its directory as the tool does

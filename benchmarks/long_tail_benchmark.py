@@ -503,7 +503,7 @@ class Bench:
         for n in bs:
             ok = m(n, "APr") >= m("softmax", "APr") + 5 and m(n, "APf") >= m("softmax", "APf") - 1
             out.append(f"- {by[n]['method'].label}: APr ≥ softmax + 5 and APf at most 1 lower: "
-                       f"{'met' if ok else 'NOT met'} (APr {m(n, 'APr') - m('softmax', 'APr'):+.1f}, "
+                       f"{'met' if ok else 'NOT met'} (APr {m(n, 'APr') - m('softmax', 'APr'):+.2f}, "
                        f"APf {m(n, 'APf') - m('softmax', 'APf'):+.1f})")
         for balms, bsd in (("balms_decoupled", "bs_decoupled"), ("balms_decoupled_images", "bs_decoupled"),
                            ("balms_sigmoid_decoupled", "bsig_decoupled")):

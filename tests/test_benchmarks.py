@@ -309,8 +309,8 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     assert "Sampler: RFS (softmax + RFS − softmax (stock head)): APr +7.0, APf -1.0, AP +1.0" in text
     assert "Loss without RFS: Balanced Softmax (Balanced Softmax − softmax (stock head)): APr +6.0, APf -0.5" in text
     assert "Meta Reweighter (BALMS decoupled (bank) − Balanced Softmax decoupled (tau 1)): APr -0.5" in text
-    assert "- Balanced Softmax: APr ≥ softmax + 5 and APf at most 1 lower: met (APr +6.0, APf -0.5)" in text
-    assert "- Balanced Softmax decoupled (tau 1): APr ≥ softmax + 5 and APf at most 1 lower: NOT met (APr +6.0, " \
+    assert "- Balanced Softmax: APr ≥ softmax + 5 and APf at most 1 lower: met (APr +6.00, APf -0.5)" in text
+    assert "- Balanced Softmax decoupled (tau 1): APr ≥ softmax + 5 and APf at most 1 lower: NOT met (APr +6.00, " \
            "APf -2.0)" in text
     assert "BALMS decoupled (bank) ≥ Balanced Softmax decoupled (tau 1) on APr: NOT met (-0.5)" in text
     assert ("Best of ours (Balanced Softmax) ahead of every peer on APr, APf within 1 of the best peer's: NOT met "

@@ -657,7 +657,7 @@ class Bench:
             ax.set_xlabel("AP (%)")
             ax.grid(axis="x", alpha=0.3)
         axes[0].set_yticks(ys, [f"{r['method'].label} (n={len(r['seeds'])})" for r in rows], fontsize=8)
-        axes[1].legend(loc="lower right", fontsize=8)
+        axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: no bar hidden
         fig.suptitle(f"{self.suite}: rare / common / frequent AP per method", fontsize=10)
         fig.tight_layout()
         fig.savefig(path, dpi=110)

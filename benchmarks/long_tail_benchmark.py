@@ -480,7 +480,7 @@ class Bench:
             meth, t = by[name]["method"], by[name]["train_min"]
             if meth.stage1:  # block 3: on top of its stage 1's training
                 s1 = by[meth.stage1]["train_min"] if meth.stage1 in by else None
-                return ((f"{t:.0f} min of stage 2" if meth.eval_only is False else "no training") + " on "
+                return (("no training" if meth.eval_only else f"{t:.0f} min of stage 2") + " on "
                         + (f"{meth.stage1}'s {s1:.0f} min" if s1 is not None else f"{meth.stage1}'s weights"))
             return f"{t:.0f} min training"
 
@@ -529,18 +529,18 @@ class Bench:
         from matplotlib.figure import Figure
 
         test = (self.args.test or self.base_cfg.DATASETS.TEST)[0]
-        per = {}
+        per, n_seeds = {}, {}
         for name in names:
             files = [os.path.join(self.out_dir(self.methods[name], s), "inference", test, "per_class_ap.json")
                      for s in self.args.seeds]
-            cats = [json.load(open(f))["categories"] for f in files if os.path.isfile(f)]
-            if not cats:
+            seeds = [{c["name"]: c for c in json.load(open(f))["categories"]} for f in files if os.path.isfile(f)]
+            if not seeds:
                 raise SystemExit(f"--per-class: no per_class_ap.json of {name} in {self.cache}")
-            per[name] = {c["name"]: c for c in cats[0]}
-            for c in per[name]:
-                vals = [next(x[f"AP_{task}"] for x in cs if x["name"] == c) for cs in cats]
-                vals = [v for v in vals if v is not None]
-                per[name][c] = dict(per[name][c], ap=statistics.mean(vals) if vals else None, n=len(cats))
+            n_seeds[name] = len(seeds)
+            per[name] = {}
+            for c, info in seeds[0].items():
+                vals = [v for sd in seeds if (v := sd[c][f"AP_{task}"]) is not None]
+                per[name][c] = dict(info, ap=statistics.mean(vals) if vals else None)
         a, b = names[:2]
         classes = sorted((c for c in per[a] if per[a][c]["ap"] is not None and per[b].get(c, {}).get("ap") is not None),
                          key=lambda c: (per[a][c]["train_image_count"], c))
@@ -550,7 +550,7 @@ class Bench:
         ax, dx = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [2, 1]})
         for j, name in enumerate((a, b)):
             ax.bar([x + (j - 0.5) * 0.4 for x in xs], [per[name][c]["ap"] for c in classes], 0.4,
-                   label=f"{self.methods[name].label} (seeds: {per[name][classes[0]]['n']})")
+                   label=f"{self.methods[name].label} (seeds: {n_seeds[name]})")
         diff = [per[b][c]["ap"] - per[a][c]["ap"] for c in classes]
         dx.bar(xs, diff, 0.6, color=["#2ca02c" if d >= 0 else "#d62728" for d in diff])
         dx.axhline(0, color="0.3", lw=0.6)
@@ -609,7 +609,8 @@ class Bench:
                 img = cv2.imread(d["file_name"])
                 inst = predictor(img)["instances"].to("cpu")
                 inst = inst[inst.scores >= score_thresh]
-                inst.remove("pred_masks") if inst.has("pred_masks") else None
+                if inst.has("pred_masks"):
+                    inst.remove("pred_masks")
                 images.append(Visualizer(img[:, :, ::-1], meta, scale=2.0).draw_instance_predictions(inst).get_image())
             columns.append((m.label, images))
             del predictor

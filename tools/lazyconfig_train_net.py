@@ -113,6 +113,7 @@ def main(args):
         if comm.is_main_process():  # as a training run's final evaluation: one line of metrics.json
             with open(os.path.join(cfg.train.output_dir, "metrics.json"), "a") as f:
                 f.write(json.dumps(flatten_results_dict(res)) + "\n")
+        comm.synchronize()  # ranks leave together, as in detectron2's EvalHook (see train_net.py)
         return res
     do_train(args, cfg)
 

@@ -77,6 +77,9 @@ def main(args):
         if comm.is_main_process():  # as a training run's final evaluation: one line of metrics.json
             with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "a") as f:
                 f.write(json.dumps(flatten_results_dict(res)) + "\n")
+        # As detectron2's EvalHook, ranks leave together: a rank > 0 that exits while rank 0 still
+        # evaluates could abort at shutdown under gloo (its thread freeing the gather's tensors).
+        comm.synchronize()
         return res
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -70,6 +70,32 @@ def run_tool(args, datasets_dir, timeout=600, check=True, cwd=None):
     return proc
 
 
+FEW_VAL = "lt_shapes_mini_val_first3"  # lt_shapes_mini_val's first 3 images: a smoke test's evaluation
+FEW_VAL_REGISTRATION = f"""
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+if "{FEW_VAL}" not in DatasetCatalog.list():
+    full = MetadataCatalog.get("lt_shapes_mini_val")
+    full.json_file  # lt_shapes is generated, and its metadata filled, on first use
+    DatasetCatalog.register("{FEW_VAL}", lambda: DatasetCatalog.get("lt_shapes_mini_val")[:3])
+    MetadataCatalog.get("{FEW_VAL}").set(**{{k: v for k, v in full.as_dict().items() if k != "name"}})
+"""
+
+
+def register_few_val():
+    """Register FEW_VAL in this process; returns its name."""
+    exec(FEW_VAL_REGISTRATION, {})
+    return FEW_VAL
+
+
+def few_val_import_file(tmp_path):
+    """FEW_VAL's registration as a file for a tool's MODEL.BALMS.CUSTOM_IMPORTS; returns its path."""
+    path = os.path.join(str(tmp_path), "few_val.py")
+    with open(path, "w") as f:
+        f.write(FEW_VAL_REGISTRATION)
+    return path
+
+
 def end_gloo_worker():
     """End a multi-process test's worker without destroying its gloo group: the group's destructor can
     deadlock (a gloo thread, freeing the last reference to a collective's tensor, waits for the GIL that

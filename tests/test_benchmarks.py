@@ -1,7 +1,7 @@
 """The benchmark scripts still run (a small smoke run; their timings are not checked here)."""
 import re
 
-from conftest import run_tool
+from conftest import FEW_VAL, few_val_import_file, run_tool
 
 
 def test_bench_lvis_eval_runs_and_reports_parity(lvis_json, tmp_path):
@@ -204,22 +204,11 @@ def test_bench_meta_reweighter_runs_every_variant(datasets_dir):
     assert re.search(r"^target \(default setting <= 1.05x\): (met|NOT met) \([0-9.]+x\)", out, re.M), out
 
 
-FEW_VAL = """
-from detectron2.data import DatasetCatalog, MetadataCatalog
-
-full = MetadataCatalog.get("lt_shapes_mini_val")
-full.json_file  # lt_shapes fills its metadata on first use
-DatasetCatalog.register("lt_shapes_mini_val_first3", lambda: DatasetCatalog.get("lt_shapes_mini_val")[:3])
-MetadataCatalog.get("lt_shapes_mini_val_first3").set(**{k: v for k, v in full.as_dict().items() if k != "name"})
-"""
-
-
 def test_compare_heads_trains_and_tables_two_configs(datasets_dir, tmp_path):
     """The training path: two configs, one seed, a few iterations each through tools/train_net.py."""
-    (tmp_path / "few_val.py").write_text(FEW_VAL)
     out = run_tool(["benchmarks/compare_heads.py", "--iters", "2", "--seeds", "0", "--output", str(tmp_path),
-                    "--", "MODEL.BALMS.CUSTOM_IMPORTS", f"['{tmp_path / 'few_val.py'}']",
-                    "DATASETS.TRAIN", "('lt_shapes_mini_train',)", "DATASETS.TEST", "('lt_shapes_mini_val_first3',)",
+                    "--", "MODEL.BALMS.CUSTOM_IMPORTS", f"['{few_val_import_file(tmp_path)}']",
+                    "DATASETS.TRAIN", "('lt_shapes_mini_train',)", "DATASETS.TEST", f"('{FEW_VAL}',)",
                     "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0", "TEST.DETECTIONS_PER_IMAGE", "10",
                     "MODEL.RPN.POST_NMS_TOPK_TEST", "20"], datasets_dir).stdout
     assert out.count("$ ") == 2, out

@@ -12,7 +12,7 @@ import pytest
 import torch
 from detectron2.config import LazyConfig, instantiate
 
-from conftest import REPO, run_tool
+from conftest import REPO, register_few_val, run_tool
 
 torch.set_num_threads(1)
 CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "**", "*.py"), recursive=True))
@@ -34,7 +34,7 @@ def shrink(cfg, out_dir, max_iter=1):
     cfg.train.ddp.fp16_compression = False
     cfg.train.checkpointer.period = 1
     d = cfg.dataloader
-    d.train.dataset.names, d.test.dataset.names = "lt_shapes_mini_train", _few_val_images()
+    d.train.dataset.names, d.test.dataset.names = "lt_shapes_mini_train", register_few_val()
     d.train.total_batch_size, d.train.num_workers, d.test.num_workers = 2, 0, 0
     cfg.model.proposal_generator.post_nms_topk = (64, 32)  # few ROIs: ViTDet's 4-conv box head is costly
     heads = cfg.model.roi_heads
@@ -75,20 +75,6 @@ def shrink(cfg, out_dir, max_iter=1):
         if "crop_size" in aug:
             aug.crop_size = (size, size)
     return cfg
-
-
-def _few_val_images(n=3):
-    """lt_shapes_mini_val's first ``n`` images, registered once (a smoke test's evaluation)."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
-    name = f"lt_shapes_mini_val_first{n}"
-    if name not in DatasetCatalog.list():
-        DatasetCatalog.register(name, lambda: DatasetCatalog.get("lt_shapes_mini_val")[:n])
-        full = MetadataCatalog.get("lt_shapes_mini_val")
-        full.json_file  # noqa: B018  (lt_shapes is generated, and its metadata filled, on first use)
-        meta = full.as_dict()
-        MetadataCatalog.get(name).set(**{k: v for k, v in meta.items() if k != "name"})
-    return name
 
 
 @pytest.fixture(scope="module")

@@ -224,6 +224,19 @@ def median_iteration_time(out_dir):
     return statistics.median(times) if times else None
 
 
+def meta_weight_groups(out_dir):
+    """The Meta Reweighter's learned class weights in ``out_dir/meta_weights.json``, as the mean weight per
+    frequency group ({"r": .., "c": .., "f": ..}), or None where the run has no Meta Reweighter."""
+    path = os.path.join(out_dir, "meta_weights.json")
+    if not os.path.exists(path):
+        return None
+    groups = {}
+    with open(path) as f:
+        for c in json.load(f)["classes"]:
+            groups.setdefault(c["frequency"], []).append(c["weight"])
+    return {g: round(statistics.mean(w), 4) for g, w in sorted(groups.items())}
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -335,6 +348,7 @@ class Bench:
             "train_iters": iters, "s_per_iter": s_per_iter,
             "train_s": round(iters * s_per_iter, 1) if s_per_iter else None,
             "s_per_iter_median": median_iteration_time(out) if iters else None,
+            "meta_weights": meta_weight_groups(out),
             "wall_s": round(wall, 1) if wall is not None else None,
             "commit": _git("rev-parse", "--short", "HEAD"), "machine": machine(),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -432,7 +446,7 @@ class Bench:
                 cells = " | ".join(_pm(*r["cells"][c]) for c in cols)
                 lines.append(f"| {r['method'].label} | {len(r['seeds'])} | {cells} | {r['train_min']:.1f} |")
             lines.append("")
-        lines += self.deltas(rows) + self.answer(rows)
+        lines += self.deltas(rows) + self.answer(rows) + self.learned_weights(rows)
         total = sum(rec["wall_s"] or 0 for r in rows for s in r["seeds"] if (rec := self.load(r["method"], s)))
         cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
         lines += [f"Command: `{cmd.strip()}`", "",
@@ -505,6 +519,12 @@ class Bench:
             out.append(f"- {by[n]['method'].label}: APr ≥ softmax + 5 and APf at most 1 lower: "
                        f"{'met' if ok else 'NOT met'} (APr {m(n, 'APr') - m('softmax', 'APr'):+.2f}, "
                        f"APf {m(n, 'APf') - m('softmax', 'APf'):+.1f})")
+        chain = ("sigmoid_rfs", "bsig_decoupled", "balms_sigmoid_decoupled")
+        if all(n in by for n in chain):
+            v = [m(n, "APr") for n in chain]
+            out.append("- The paper's ordering (LVIS v0.5 APr: sigmoid + RFS 13.4 < Balanced Softmax 15.9 < BALMS "
+                       f"17.3; the official chain): here {v[0]:.1f} → {v[1]:.1f} → {v[2]:.1f}, "
+                       + ("the same" if v[0] < v[1] < v[2] else "NOT the same"))
         for balms, bsd in (("balms_decoupled", "bs_decoupled"), ("balms_decoupled_images", "bs_decoupled"),
                            ("balms_sigmoid_decoupled", "bsig_decoupled")):
             if balms in by and bsd in by:
@@ -521,6 +541,22 @@ class Bench:
                        f"{by[p_r]['method'].label}; APf {m(o, 'APf') - m(p_f, 'APf'):+.1f} against "
                        f"{by[p_f]['method'].label})")
         return out + [""]
+
+    def learned_weights(self, rows):
+        """Lines: the Meta Reweighter rows' mean learned weight per frequency group (mean over seeds)."""
+        out = []
+        for r in rows:
+            ws = [w for s in r["seeds"] if (w := (self.load(r["method"], s) or {}).get("meta_weights"))]
+            if ws:
+                groups = sorted(set.intersection(*(set(w) for w in ws)), key=lambda g: ("rcf" + g).index(g))
+                out.append(f"- {r['method'].label}: " + ", ".join(
+                    f"{g} {statistics.mean(w[g] for w in ws):.2f}" for g in groups)
+                           + f" ({len(ws)} seed{'s' * (len(ws) > 1)})")
+        if not out:
+            return []
+        return ["Learned class weights of the Meta Reweighter rows (mean weight per frequency group and over "
+                "seeds; every weight starts at 0.5; the run's `meta_weights.png` shows them class by class):",
+                ""] + out + [""]
 
     def per_class(self, names, path, task="bbox"):
         """Per-class AP of two methods (mean over the seeds whose evaluation is in the cache), classes
@@ -699,11 +735,13 @@ def main(argv=None):
                     help="after the runs (none with --report-only), draw detections of these methods (seed "
                          "--seeds[0], cached weights) on test images with rare classes, side by side with the "
                          "ground truth, to REPORT_detections.png")
-    ap.add_argument("--per-class", nargs=2, default=None, metavar=("A", "B"),
+    ap.add_argument("--per-class", nargs="+", default=None, metavar="A B",
                     help="after the runs, per-class AP of two methods (cached evaluations, mean over --seeds) "
-                         "by training images, and B - A, to REPORT_per_class.png")
+                         "by training images, and B - A, to REPORT_per_class_A_vs_B.png; more pairs: A B C D ...")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run, after --")
     args = ap.parse_args(argv)
+    if args.per_class and len(args.per_class) % 2:
+        ap.error(f"--per-class takes pairs of methods, got {len(args.per_class)} names")
     args.opts = [o for o in args.opts if o != "--"]
     args.argv = argv
     bench = Bench(args)
@@ -724,8 +762,8 @@ def main(argv=None):
     bench.report(args.report)
     if args.figure:  # after the runs: their weights are in the cache
         bench.figure(args.figure, args.report + "_detections.png")
-    if args.per_class:
-        bench.per_class(args.per_class, args.report + "_per_class.png")
+    for a, b in zip(args.per_class[::2], args.per_class[1::2]) if args.per_class else ():
+        bench.per_class((a, b), f"{args.report}_per_class_{a}_vs_{b}.png")
 
 
 if __name__ == "__main__":

@@ -312,6 +312,12 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     assert ("- The paper's ordering (LVIS v0.5 APr: sigmoid + RFS 13.4 < Balanced Softmax 15.9 < BALMS 17.3; the "
             "official chain): here 36.0 → 35.0 → 35.5, NOT the same") in text
     assert bench.learned_weights(rows)[2:] == ["- BALMS decoupled (bank): r 0.65, c 0.50, f 0.35 (2 seeds)", ""]
+    by = {r["method"].name: r for r in rows}
+    for name, apr in (("sigmoid_rfs", 35.0), ("bsig_decoupled", 36.0), ("balms_sigmoid_decoupled", 35.5)):
+        by[name]["cells"]["bbox/APr"] = (apr, 0.0)
+    assert "here 35.0 → 36.0 → 35.5, NOT the same" in "\n".join(bench.answer(rows))
+    by["balms_sigmoid_decoupled"]["cells"]["bbox/APr"] = (37.0, 0.0)
+    assert "here 35.0 → 36.0 → 37.0, the same" in "\n".join(bench.answer(rows))
 
 
 def test_long_tail_records_the_learned_weights_by_group(tmp_path, monkeypatch):

@@ -227,14 +227,16 @@ def median_iteration_time(out_dir):
 def meta_weight_groups(out_dir):
     """The Meta Reweighter's learned class weights in ``out_dir/meta_weights.json``, as the mean weight per
     frequency group ({"r": .., "c": .., "f": ..}), or None where the run has no Meta Reweighter."""
+    import torch
+    from balms_det.engine.meta_weights import weight_summary  # the hook's own group means
+
     path = os.path.join(out_dir, "meta_weights.json")
     if not os.path.exists(path):
         return None
-    groups = {}
     with open(path) as f:
-        for c in json.load(f)["classes"]:
-            groups.setdefault(c["frequency"], []).append(c["weight"])
-    return {g: round(statistics.mean(w), 4) for g, w in sorted(groups.items())}
+        classes = json.load(f)["classes"]
+    summary = weight_summary(torch.tensor([c["weight"] for c in classes]), [c["frequency"] for c in classes])
+    return {k[len("w_mean_"):]: round(v, 4) for k, v in summary.items() if k.startswith("w_mean_")}
 
 
 class Bench:
@@ -544,11 +546,13 @@ class Bench:
 
     def learned_weights(self, rows):
         """Lines: the Meta Reweighter rows' mean learned weight per frequency group (mean over seeds)."""
+        from balms_eval.per_class import FREQUENCY_GROUPS
+
         out = []
         for r in rows:
             ws = [w for s in r["seeds"] if (w := (self.load(r["method"], s) or {}).get("meta_weights"))]
             if ws:
-                groups = sorted(set.intersection(*(set(w) for w in ws)), key=lambda g: ("rcf" + g).index(g))
+                groups = [g for g, _ in FREQUENCY_GROUPS if all(g in w for w in ws)]
                 out.append(f"- {r['method'].label}: " + ", ".join(
                     f"{g} {statistics.mean(w[g] for w in ws):.2f}" for g in groups)
                            + f" ({len(ws)} seed{'s' * (len(ws) > 1)})")

@@ -411,15 +411,16 @@ class Bench:
             recs = [r for s in self.args.seeds if (r := self.load(m, s))]
             if not recs:
                 continue
-            cells = {}
+            cells, per_seed = {}, {}
             for t in TASKS:
                 for k in METRICS:
                     v = [r["metrics"].get(f"{t}/{k}", float("nan")) for r in recs]
                     cells[f"{t}/{k}"] = (statistics.mean(v), statistics.stdev(v) if len(v) > 1 else None)
+                    per_seed[f"{t}/{k}"] = {r["seed"]: x for r, x in zip(recs, v)}
             # cost: iterations x median iteration time where recorded (pauses left out), else detectron2's time
             train = [r["train_iters"] * r["s_per_iter_median"] if r.get("s_per_iter_median") else r["train_s"] or 0.0
                      for r in recs]
-            rows.append({"method": m, "seeds": [r["seed"] for r in recs], "cells": cells,
+            rows.append({"method": m, "seeds": [r["seed"] for r in recs], "cells": cells, "per_seed": per_seed,
                          "train_min": statistics.mean(train) / 60,
                          "commits": sorted({r["commit"] for r in recs}), "machine": recs[0]["machine"]})
         return rows
@@ -464,23 +465,25 @@ class Bench:
 
     @staticmethod
     def deltas(rows, base="softmax"):
-        """Lines: each method's bbox / segm APr, APc, APf minus the softmax baseline's (same seeds' means)."""
+        """Lines: each method's bbox / segm APr, APc, APf minus the softmax baseline's, paired by seed."""
         ref = next((r for r in rows if r["method"].name == base), None)
         if ref is None or len(rows) < 2:
             return []
-        out = [f"Against {ref['method'].label} (difference of the means, bbox / segm):", ""]
+        out = [f"Against {ref['method'].label} (per seed, over the seeds both rows have: mean ± std of the "
+               "differences; block 3 rows and their stage 1 share the seed's weights), bbox / segm:", ""]
         for r in rows:
-            if r is ref:
+            if r is ref or not paired(r, ref, "bbox/AP"):
                 continue
-            d = {t: " ".join(f"{k} {r['cells'][f'{t}/{k}'][0] - ref['cells'][f'{t}/{k}'][0]:+.1f}"
-                             for k in ("APr", "APc", "APf")) for t in TASKS}
-            out.append(f"- {r['method'].label}: bbox {d['bbox']}; segm {d['segm']}")
+            d = {t: " ".join(f"{k} {_pmd(*paired(r, ref, f'{t}/{k}')[:2])}" for k in ("APr", "APc", "APf"))
+                 for t in TASKS}
+            out.append(f"- {r['method'].label} ({_nseeds(paired(r, ref, 'bbox/AP')[2])}): bbox {d['bbox']}; "
+                       f"segm {d['segm']}")
         return out + [""]
 
     @staticmethod
     def answer(rows, task="bbox"):
         """Lines: the best rows for rare classes and overall, what the sampler, the classifier and the loss
-        each add (differences of the controlled rows' means), and the issue's targets, met or not."""
+        each add (the controlled rows' differences, paired by seed), and the issue's targets, met or not."""
         by = {r["method"].name: r for r in rows}
         if "softmax" not in by or len(rows) < 2:
             return []
@@ -509,18 +512,26 @@ class Bench:
                f"APf {cell(best_r, 'APf')} ({cost(best_r)}).",
                f"- Best overall: {by[best_ap]['method'].label}, AP {cell(best_ap, 'AP')}, APr {cell(best_ap, 'APr')} "
                f"({cost(best_ap)})."]
+
+        def diff(a, b, k, digits=1):  # a - b, paired by seed: "+1.2 ± 0.3"
+            return _pmd(*paired(by[a], by[b], f"{task}/{k}")[:2], digits=digits)
+
+        def shared(a, b):
+            return _nseeds(paired(by[a], by[b], f"{task}/AP")[2])
+
         for what, a, b in CONTRIBUTIONS:
-            if a in by and b in by:
+            if a in by and b in by and paired(by[a], by[b], f"{task}/AP"):
                 out.append(f"- {what} ({by[a]['method'].label} − {by[b]['method'].label}): "
-                           f"APr {m(a, 'APr') - m(b, 'APr'):+.1f}, APf {m(a, 'APf') - m(b, 'APf'):+.1f}, "
-                           f"AP {m(a, 'AP') - m(b, 'AP'):+.1f}")
-        out += ["", "Targets:", ""]
+                           f"APr {diff(a, b, 'APr')}, APf {diff(a, b, 'APf')}, AP {diff(a, b, 'AP')} ({shared(a, b)})")
+        out += ["", "Targets (differences paired by seed, over the seeds both rows have):", ""]
         bs = [n for n in ("balanced_softmax", "bs_decoupled") if n in by]
-        for n in bs:
-            ok = m(n, "APr") >= m("softmax", "APr") + 5 and m(n, "APf") >= m("softmax", "APf") - 1
-            out.append(f"- {by[n]['method'].label}: APr ≥ softmax + 5 and APf at most 1 lower: "
-                       f"{'met' if ok else 'NOT met'} (APr {m(n, 'APr') - m('softmax', 'APr'):+.2f}, "
-                       f"APf {m(n, 'APf') - m('softmax', 'APf'):+.1f})")
+        for b in bs:
+            if not paired(by[b], by["softmax"], f"{task}/AP"):
+                continue
+            d_r, d_f = (paired(by[b], by["softmax"], f"{task}/{k}")[0] for k in ("APr", "APf"))
+            out.append(f"- {by[b]['method'].label}: APr ≥ softmax + 5 and APf at most 1 lower: "
+                       f"{'met' if d_r >= 5 and d_f >= -1 else 'NOT met'} (APr {diff(b, 'softmax', 'APr', 2)}, "
+                       f"APf {diff(b, 'softmax', 'APf')}; {shared(b, 'softmax')})")
         chain = ("sigmoid_rfs", "bsig_decoupled", "balms_sigmoid_decoupled")
         if all(n in by for n in chain):
             v = [m(n, "APr") for n in chain]
@@ -529,19 +540,21 @@ class Bench:
                        + ("the same" if v[0] < v[1] < v[2] else "NOT the same"))
         for balms, bsd in (("balms_decoupled", "bs_decoupled"), ("balms_decoupled_images", "bs_decoupled"),
                            ("balms_sigmoid_decoupled", "bsig_decoupled")):
-            if balms in by and bsd in by:
-                d = m(balms, "APr") - m(bsd, "APr")
+            if balms in by and bsd in by and paired(by[balms], by[bsd], f"{task}/APr"):
+                d = paired(by[balms], by[bsd], f"{task}/APr")[0]
                 out.append(f"- {by[balms]['method'].label} ≥ {by[bsd]['method'].label} on APr: "
-                           f"{'met' if d >= 0 else 'NOT met'} ({d:+.1f})")
+                           f"{'met' if d >= 0 else 'NOT met'} ({diff(balms, bsd, 'APr')}; {shared(balms, bsd)})")
         if ours and peers:
             o = max(ours, key=lambda n: m(n, "APr"))
             p_r = max(peers, key=lambda n: m(n, "APr"))
             p_f = max(peers, key=lambda n: m(n, "APf"))
-            ok = m(o, "APr") > m(p_r, "APr") and m(o, "APf") >= m(p_f, "APf") - 1
-            out.append(f"- Best of ours ({by[o]['method'].label}) ahead of every peer on APr, APf within 1 of the "
-                       f"best peer's: {'met' if ok else 'NOT met'} (APr {m(o, 'APr') - m(p_r, 'APr'):+.1f} against "
-                       f"{by[p_r]['method'].label}; APf {m(o, 'APf') - m(p_f, 'APf'):+.1f} against "
-                       f"{by[p_f]['method'].label})")
+            if paired(by[o], by[p_r], f"{task}/APr") and paired(by[o], by[p_f], f"{task}/APf"):
+                d_r = paired(by[o], by[p_r], f"{task}/APr")[0]
+                d_f = paired(by[o], by[p_f], f"{task}/APf")[0]
+                out.append(f"- Best of ours ({by[o]['method'].label}) ahead of every peer on APr, APf within 1 of "
+                           f"the best peer's: {'met' if d_r > 0 and d_f >= -1 else 'NOT met'} (APr "
+                           f"{diff(o, p_r, 'APr')} against {by[p_r]['method'].label}, {shared(o, p_r)}; APf "
+                           f"{diff(o, p_f, 'APf')} against {by[p_f]['method'].label}, {shared(o, p_f)})")
         return out + [""]
 
     def learned_weights(self, rows):
@@ -706,6 +719,26 @@ class Bench:
 
 def _pm(mean, std):
     return f"{mean:.1f}" + (f" ± {std:.1f}" if std is not None else "")
+
+
+def _pmd(mean, std, digits=1):
+    """A signed difference: "+1.2" or "+1.2 ± 0.3"."""
+    return f"{mean:+.{digits}f}" + (f" ± {std:.1f}" if std is not None else "")
+
+
+def _nseeds(n):
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def paired(a, b, key):
+    """Row ``a`` minus row ``b`` on ``key``, per seed over the seeds both have: (mean, std or None, n), or
+    None where they share no seed. Seeds pair what they share (the data order, and in block 3 the stage-1
+    weights), so a paired difference is the fair one, also while the table is still filling."""
+    va, vb = a["per_seed"][key], b["per_seed"][key]
+    d = [va[s] - vb[s] for s in sorted(set(va) & set(vb))]
+    if not d:
+        return None
+    return statistics.mean(d), (statistics.stdev(d) if len(d) > 1 else None), len(d)
 
 
 def _hms(seconds):

@@ -96,6 +96,10 @@ METHODS = [
        eval_only=True),
     _m("softmax_rfs+norcal", 3, "softmax + RFS + NorCal", "softmax", *NORCAL, stage1="softmax_rfs",
        eval_only=True),
+    _m("softmax_normed_rfs+la", 3, "softmax (normed, RFS) + post-hoc LA", "softmax", *POSTHOC_LA, *NORMED,
+       stage1="softmax_normed_rfs", eval_only=True),
+    _m("softmax_normed_rfs+norcal", 3, "softmax (normed, RFS) + NorCal", "softmax", *NORCAL, *NORMED,
+       stage1="softmax_normed_rfs", eval_only=True),
     _m("crt", 3, "cRT (class-balanced)", "crt_class_balanced", stage1="softmax"),
     _m("bs_decoupled", 3, "Balanced Softmax decoupled (tau 1)", "decoupled_balanced_softmax", stage1="softmax"),
     _m("bs_decoupled_tau0.25", 3, "Balanced Softmax decoupled (tau 1/4)", "decoupled_balanced_softmax",
@@ -110,9 +114,11 @@ METHODS = [
 ]
 # For the answer: the project's methods (Balanced Softmax family, BALMS, logit adjustment) and the peers
 OURS_ROWS = {"balanced_softmax", "balanced_softmax_rfs", "balanced_softmax_normed_rfs", "softmax+la", "softmax_rfs+la",
+             "softmax_normed_rfs+la",
              "bs_decoupled", "bs_decoupled_tau0.25", "balms_decoupled", "balms_decoupled_images", "bsig_decoupled",
              "balms_sigmoid_decoupled"}
-PEER_ROWS = {"seesaw", "eqlv2", "ecm", "federated", "seesaw_linear_rfs", "softmax+norcal", "softmax_rfs+norcal", "crt"}
+PEER_ROWS = {"seesaw", "eqlv2", "ecm", "federated", "seesaw_linear_rfs", "softmax+norcal", "softmax_rfs+norcal",
+             "softmax_normed_rfs+norcal", "crt"}
 # (what, row a, row b): what a - b measures
 CONTRIBUTIONS = [
     ("Sampler: RFS", "softmax_rfs", "softmax"),

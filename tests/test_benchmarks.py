@@ -167,7 +167,7 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
     md = (tmp_path / "report" / "lt.md").read_text()
     assert "| Balanced Softmax decoupled (tau 1) | 1 |" in md and "| my_loss | 1 |" in md, md
     assert (tmp_path / "report" / "lt.png").read_bytes()[:4] == b"\x89PNG"
-    assert "Against softmax (stock head)" in md and "- my_loss: bbox APr " in md, md
+    assert "Against softmax (stock head)" in md and "- my_loss (1 seed): bbox APr " in md, md
     assert (tmp_path / "report" / "lt_detections.png").read_bytes()[:4] == b"\x89PNG", out
     assert (tmp_path / "report" / "lt_per_class_softmax_vs_bs_decoupled.png").read_bytes()[:4] == b"\x89PNG", out
     assert recs["softmax+la"]["eval_only"] and recs["softmax+la"]["train_iters"] == 0

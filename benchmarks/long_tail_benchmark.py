@@ -478,11 +478,11 @@ class Bench:
         out = [f"Against {ref['method'].label} (per seed, over the seeds both rows have: mean ± std of the "
                "differences; block 3 rows and their stage 1 share the seed's weights), bbox / segm:", ""]
         for r in rows:
-            if r is ref or not paired(r, ref, "bbox/AP"):
+            if r is ref or not shared_seeds(r, ref):
                 continue
             d = {t: " ".join(f"{k} {_pmd(*paired(r, ref, f'{t}/{k}')[:2])}" for k in ("APr", "APc", "APf"))
                  for t in TASKS}
-            out.append(f"- {r['method'].label} ({_nseeds(paired(r, ref, 'bbox/AP')[2])}): bbox {d['bbox']}; "
+            out.append(f"- {r['method'].label} ({_nseeds(len(shared_seeds(r, ref)))}): bbox {d['bbox']}; "
                        f"segm {d['segm']}")
         return out + [""]
 
@@ -523,16 +523,16 @@ class Bench:
             return _pmd(*paired(by[a], by[b], f"{task}/{k}")[:2], digits=digits)
 
         def shared(a, b):
-            return _nseeds(paired(by[a], by[b], f"{task}/AP")[2])
+            return _nseeds(len(shared_seeds(by[a], by[b])))
 
         for what, a, b in CONTRIBUTIONS:
-            if a in by and b in by and paired(by[a], by[b], f"{task}/AP"):
+            if a in by and b in by and shared_seeds(by[a], by[b]):
                 out.append(f"- {what} ({by[a]['method'].label} − {by[b]['method'].label}): "
                            f"APr {diff(a, b, 'APr')}, APf {diff(a, b, 'APf')}, AP {diff(a, b, 'AP')} ({shared(a, b)})")
         out += ["", "Targets (differences paired by seed, over the seeds both rows have):", ""]
         bs = [n for n in ("balanced_softmax", "bs_decoupled") if n in by]
         for b in bs:
-            if not paired(by[b], by["softmax"], f"{task}/AP"):
+            if not shared_seeds(by[b], by["softmax"]):
                 continue
             d_r, d_f = (paired(by[b], by["softmax"], f"{task}/{k}")[0] for k in ("APr", "APf"))
             out.append(f"- {by[b]['method'].label}: APr ≥ softmax + 5 and APf at most 1 lower: "
@@ -546,7 +546,7 @@ class Bench:
                        + ("the same" if v[0] < v[1] < v[2] else "NOT the same"))
         for balms, bsd in (("balms_decoupled", "bs_decoupled"), ("balms_decoupled_images", "bs_decoupled"),
                            ("balms_sigmoid_decoupled", "bsig_decoupled")):
-            if balms in by and bsd in by and paired(by[balms], by[bsd], f"{task}/APr"):
+            if balms in by and bsd in by and shared_seeds(by[balms], by[bsd]):
                 d = paired(by[balms], by[bsd], f"{task}/APr")[0]
                 out.append(f"- {by[balms]['method'].label} ≥ {by[bsd]['method'].label} on APr: "
                            f"{'met' if d >= 0 else 'NOT met'} ({diff(balms, bsd, 'APr')}; {shared(balms, bsd)})")
@@ -554,7 +554,7 @@ class Bench:
             o = max(ours, key=lambda n: m(n, "APr"))
             p_r = max(peers, key=lambda n: m(n, "APr"))
             p_f = max(peers, key=lambda n: m(n, "APf"))
-            if paired(by[o], by[p_r], f"{task}/APr") and paired(by[o], by[p_f], f"{task}/APf"):
+            if shared_seeds(by[o], by[p_r]) and shared_seeds(by[o], by[p_f]):
                 d_r = paired(by[o], by[p_r], f"{task}/APr")[0]
                 d_f = paired(by[o], by[p_f], f"{task}/APf")[0]
                 out.append(f"- Best of ours ({by[o]['method'].label}) ahead of every peer on APr, APf within 1 of "
@@ -736,12 +736,16 @@ def _nseeds(n):
     return f"{n} seed{'s' * (n != 1)}"
 
 
+def shared_seeds(a, b):
+    """The seeds two table rows both have."""
+    return sorted(set(a["seeds"]) & set(b["seeds"]))
+
+
 def paired(a, b, key):
     """Row ``a`` minus row ``b`` on ``key``, per seed over the seeds both have: (mean, std or None, n), or
     None where they share no seed. Seeds pair what they share (the data order, and in block 3 the stage-1
     weights), so a paired difference is the fair one, also while the table is still filling."""
-    va, vb = a["per_seed"][key], b["per_seed"][key]
-    d = [va[s] - vb[s] for s in sorted(set(va) & set(vb))]
+    d = [a["per_seed"][key][s] - b["per_seed"][key][s] for s in shared_seeds(a, b)]
     if not d:
         return None
     return statistics.mean(d), (statistics.stdev(d) if len(d) > 1 else None), len(d)

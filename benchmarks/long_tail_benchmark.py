@@ -5,6 +5,8 @@ several seeds, in one command; the table and the chart are written from per-run 
     python benchmarks/long_tail_benchmark.py                      # lt_shapes, seeds 0 1 2, 1,200 iterations
     python benchmarks/long_tail_benchmark.py --dry-run            # the runs, which are done, what is left
     python benchmarks/long_tail_benchmark.py --report-only        # table + chart from the finished runs
+    python benchmarks/long_tail_benchmark.py --seeds 0 --methods softmax --runs-dir again --cache again
+    python benchmarks/long_tail_benchmark.py --report-only --compare again   # did a repeat reproduce the table?
     python benchmarks/long_tail_benchmark.py --base-config my_base.yaml --train my_train --test my_val \\
         --tag mydata --extra my_loss=configs/my_loss.yaml          # your data, your base model, your loss
 
@@ -456,6 +458,8 @@ class Bench:
                 lines.append(f"| {r['method'].label} | {len(r['seeds'])} | {cells} | {r['train_min']:.1f} |")
             lines.append("")
         lines += self.deltas(rows) + self.answer(rows) + self.learned_weights(rows)
+        if getattr(self.args, "compare", None):
+            lines += self.reproduction(rows, self.args.compare)
         total = sum(rec["wall_s"] or 0 for r in rows for s in r["seeds"] if (rec := self.load(r["method"], s)))
         cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
         lines += [f"Command: `{cmd.strip()}`", "",
@@ -468,6 +472,33 @@ class Bench:
         self.plot(rows, path + ".png")
         print("\n".join(lines))
         print(f"written: {path}.md, {path}.png")
+
+    def reproduction(self, rows, runs_dir):
+        """Lines: runs repeated from scratch (records under ``runs_dir``, same suite) against the recorded
+        ones of the same method and seed: the difference on each metric, and whether it is within the
+        row's std over its seeds (the spread the table reports)."""
+        lines = [f"**Reproduction**: runs repeated from scratch (records in `{os.path.relpath(runs_dir, ROOT)}`) minus "
+                 "the recorded run of the same method and seed; within the row's std over seeds or not.", ""]
+        found = False
+        for r in rows:
+            for s in r["seeds"]:
+                path = os.path.join(runs_dir, self.suite, r["method"].name, f"seed{s}.json")
+                if not os.path.exists(path):
+                    continue
+                with open(path) as f:
+                    again = json.load(f)["metrics"]
+                found = True
+                cells = []
+                for t in TASKS:
+                    for k in ("AP", "APr", "APf"):
+                        key = f"{t}/{k}"
+                        d, std = again.get(key, float("nan")) - r["per_seed"][key][s], r["cells"][key][1]
+                        verdict = ("" if std is None else " (within std)" if abs(d) <= std
+                                   else f" (OUTSIDE std {std:.1f})")
+                        cells.append(f"{t} {k} {d:+.2f}{verdict}")
+                lines.append(f"- {r['method'].label}, seed {s} ({_nseeds(len(r['seeds']))} for the std): "
+                             + ", ".join(cells))
+        return lines + ([] if found else ["- none yet"]) + [""]
 
     @staticmethod
     def deltas(rows, base="softmax"):
@@ -785,6 +816,8 @@ def main(argv=None):
     ap.add_argument("--per-class", nargs="+", default=None, metavar="A B",
                     help="after the runs, per-class AP of two methods (cached evaluations, mean over --seeds) "
                          "by training images, and B - A, to REPORT_per_class_A_vs_B.png; more pairs: A B C D ...")
+    ap.add_argument("--compare", default=None, metavar="RUNS_DIR",
+                    help="in the report, runs repeated from scratch (another --runs-dir) against the recorded ones")
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run, after --")
     args = ap.parse_args(argv)
     if args.per_class and len(args.per_class) % 2:

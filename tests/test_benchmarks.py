@@ -264,11 +264,47 @@ def test_long_tail_training_time_leaves_out_pauses(tmp_path, monkeypatch):
     assert B.median_iteration_time(tmp_path / "absent") is None
 
 
+def _made_records(runs_dir, made, weights=None):
+    """Records of the lt_shapes suite from bbox (AP, APr, APf) per seed; APc = AP; segm = bbox - 1."""
+    import json
+
+    runs = runs_dir / "lt_shapes_it1200"
+    for name, seeds in made.items():
+        (runs / name).mkdir(parents=True)
+        for s, (ap, apr, apf) in enumerate(seeds):
+            if ap is None:
+                continue
+            metrics = {f"{t}/{k}": v - (t == "segm") for t in ("bbox", "segm")
+                       for k, v in (("AP", ap), ("APr", apr), ("APc", ap), ("APf", apf))}
+            (runs / name / f"seed{s}.json").write_text(json.dumps(
+                {"method": name, "seed": s, "metrics": metrics, "train_iters": 1200, "s_per_iter_median": 1.5,
+                 "train_s": 9999.0, "wall_s": 9999.0, "commit": "abc", "machine": "test",
+                 "meta_weights": (weights or {}).get(name, [None] * 3)[s]}))
+
+
+def test_long_tail_reproduction_compares_a_rerun_with_the_rows_std(tmp_path, monkeypatch):
+    """--compare: a run repeated from scratch (another runs dir) minus the recorded run of the same method and
+    seed, judged against that row's std over its seeds; rows without a repeat are left out."""
+    monkeypatch.syspath_prepend("benchmarks")
+    import long_tail_benchmark as B
+
+    _made_records(tmp_path / "runs", {"softmax": [(50, 30, 70), (52, 31, 71), (54, 32, 72)],
+                                      "seesaw": [(56, 40, 66)] * 3})
+    _made_records(tmp_path / "again", {"softmax": [(None, None, None), (51.5, 33.5, 71.2)]})
+    bench = B.Bench(B.argparse.Namespace(
+        base_config=B.LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
+        cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1, 2], blocks=[1], methods=None))
+    lines = bench.reproduction(bench.table(), str(tmp_path / "again"))
+    repeats = [x for x in lines if x.startswith("- ")]
+    assert repeats == ["- softmax (stock head), seed 1 (3 seeds for the std): bbox AP -0.50 (within std), "
+                       "bbox APr +2.50 (OUTSIDE std 1.0), bbox APf +0.20 (within std), segm AP -0.50 (within std), "
+                       "segm APr +2.50 (OUTSIDE std 1.0), segm APf +0.20 (within std)"]
+    assert bench.reproduction(bench.table(), str(tmp_path / "absent"))[2] == "- none yet"
+
+
 def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path, monkeypatch):
     """The report's answer from records over 3 seeds: best rows, the controlled differences, the targets; the
     differences are paired by seed, over the seeds both rows have (a row with seed 0 only: softmax's seed 0)."""
-    import json
-
     monkeypatch.syspath_prepend("benchmarks")
     import long_tail_benchmark as B
 
@@ -282,16 +318,7 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
             "sigmoid_rfs": [(52, 36, 68)] * 3, "bsig_decoupled": [(52, 35, 68)] * 3,
             "balms_sigmoid_decoupled": [(52, 35.5, 68)] * 3, "softmax+la": [(51, 35, 70)]}
     weights = {"balms_decoupled": [{"r": 0.6, "c": 0.5, "f": 0.4}, {"r": 0.7, "c": 0.5, "f": 0.3}, None]}
-    runs = tmp_path / "runs" / "lt_shapes_it1200"
-    for name, seeds in made.items():
-        (runs / name).mkdir(parents=True)
-        for s, (ap, apr, apf) in enumerate(seeds):
-            metrics = {f"{t}/{k}": v - (t == "segm") for t in ("bbox", "segm")
-                       for k, v in (("AP", ap), ("APr", apr), ("APc", ap), ("APf", apf))}
-            (runs / name / f"seed{s}.json").write_text(json.dumps(
-                {"method": name, "seed": s, "metrics": metrics, "train_iters": 1200, "s_per_iter_median": 1.5,
-                 "train_s": 9999.0, "wall_s": 9999.0, "commit": "abc", "machine": "test",
-                 "meta_weights": weights.get(name, [None] * 3)[s]}))
+    _made_records(tmp_path / "runs", made, weights)
     bench = B.Bench(B.argparse.Namespace(
         base_config=B.LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
         cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1, 2], blocks=[1, 2, 3], methods=None))

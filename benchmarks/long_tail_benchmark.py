@@ -275,8 +275,10 @@ class Bench:
             self._opts_cache[m.name] = config_diff(m.config, opts=m.extra)
         return self._opts_cache[m.name]
 
-    def record_path(self, m, seed):
-        return os.path.join(self.runs_dir, m.name, f"seed{seed}.json")
+    def record_path(self, m, seed, runs_dir=None):
+        """Where ``m``'s record of ``seed`` lies: in this --runs-dir, or in another one (``--compare``)."""
+        suite_dir = os.path.join(runs_dir, self.suite) if runs_dir else self.runs_dir
+        return os.path.join(suite_dir, m.name, f"seed{seed}.json")
 
     def out_dir(self, m, seed):
         return os.path.join(self.cache, m.name, f"seed{seed}")
@@ -375,8 +377,8 @@ class Bench:
         os.makedirs(path, exist_ok=True)
         return path
 
-    def load(self, m, seed):
-        path = self.record_path(m, seed)
+    def load(self, m, seed, runs_dir=None):
+        path = self.record_path(m, seed, runs_dir)
         if os.path.exists(path):
             with open(path) as f:
                 return json.load(f)
@@ -458,7 +460,7 @@ class Bench:
                 lines.append(f"| {r['method'].label} | {len(r['seeds'])} | {cells} | {r['train_min']:.1f} |")
             lines.append("")
         lines += self.deltas(rows) + self.answer(rows) + self.learned_weights(rows)
-        if getattr(self.args, "compare", None):
+        if self.args.compare:
             lines += self.reproduction(rows, self.args.compare)
         total = sum(rec["wall_s"] or 0 for r in rows for s in r["seeds"] if (rec := self.load(r["method"], s)))
         cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
@@ -479,16 +481,13 @@ class Bench:
         row's std over its seeds (the spread the table reports)."""
         lines = [f"**Reproduction**: runs repeated from scratch (records in `{os.path.relpath(runs_dir, ROOT)}`) minus "
                  "the recorded run of the same method and seed; within the row's std over seeds or not.", ""]
-        found = False
+        repeats = []
         for r in rows:
             for s in r["seeds"]:
-                path = os.path.join(runs_dir, self.suite, r["method"].name, f"seed{s}.json")
-                if not os.path.exists(path):
+                rec = self.load(r["method"], s, runs_dir)
+                if rec is None:
                     continue
-                with open(path) as f:
-                    again = json.load(f)["metrics"]
-                found = True
-                cells = []
+                again, cells = rec["metrics"], []
                 for t in TASKS:
                     for k in ("AP", "APr", "APf"):
                         key = f"{t}/{k}"
@@ -496,9 +495,9 @@ class Bench:
                         verdict = ("" if std is None else " (within std)" if abs(d) <= std
                                    else f" (OUTSIDE std {std:.1f})")
                         cells.append(f"{t} {k} {d:+.2f}{verdict}")
-                lines.append(f"- {r['method'].label}, seed {s} ({_nseeds(len(r['seeds']))} for the std): "
-                             + ", ".join(cells))
-        return lines + ([] if found else ["- none yet"]) + [""]
+                repeats.append(f"- {r['method'].label}, seed {s} ({_nseeds(len(r['seeds']))} for the std): "
+                               + ", ".join(cells))
+        return lines + (repeats or ["- none yet"]) + [""]
 
     @staticmethod
     def deltas(rows, base="softmax"):

@@ -661,6 +661,7 @@ class Bench:
         """Ground truth and each method's detections (score >= ``score_thresh``) on the test images with
         the most rare-class instances (rare: training images <= the evaluator's first threshold)."""
         import cv2
+        import numpy as np
         import torch
         from detectron2.data import DatasetCatalog, MetadataCatalog
         from detectron2.data.catalog import Metadata
@@ -684,6 +685,8 @@ class Bench:
         names_r = [n + " (r)" if c in rare else n for c, n in enumerate(meta.thing_classes)]
         meta = Metadata(**{k: v for k, v in meta.as_dict().items() if k not in ("name", "thing_classes")},
                         thing_classes=names_r)
+        rng_state = np.random.get_state()  # the Visualizer colours boxes at random: the same picture each time
+        np.random.seed(0)
         columns = [("ground truth", [
             Visualizer(cv2.imread(d["file_name"])[:, :, ::-1], meta, scale=2.0).draw_dataset_dict(
                 dict(d, annotations=[{k: v for k, v in a.items() if k != "segmentation"}
@@ -716,6 +719,7 @@ class Bench:
                      f"(seed {seed})", fontsize=9)
         fig.tight_layout()
         fig.savefig(path, dpi=90)
+        np.random.set_state(rng_state)
         print(f"written: {path}")
 
     def _run_cfg(self, m, seed):

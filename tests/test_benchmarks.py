@@ -186,14 +186,23 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
                 DatasetCatalog.remove(name)
                 MetadataCatalog.remove(name)
 
+    import numpy
+
     monkeypatch.setattr(long_tail_benchmark.Bench, "train", None)  # a run started would fail
     unregister()
     try:
         long_tail_benchmark.main(cmd[1:])
+        out = capsys.readouterr().out
+        # the detections figure is the same picture every time it is drawn (a committed PNG does not churn)
+        for k in range(2):
+            numpy.random.seed(k)  # whatever state the global RNG is in
+            long_tail_benchmark.main(cmd[1:] + ["--report-only", "--figure", "bs_decoupled",
+                                                "--report", str(tmp_path / "again" / f"lt{k}")])
     finally:
         unregister()
-    out = capsys.readouterr().out
     assert "4 finished, 0 to do" in out and "$ " not in out, out
+    pictures = [(tmp_path / "again" / f"lt{k}_detections.png").read_bytes() for k in range(2)]
+    assert pictures[0] == pictures[1]
 
 
 def test_bench_meta_reweighter_runs_every_variant(datasets_dir):

@@ -127,6 +127,8 @@ CONTRIBUTIONS = [
     ("Loss without RFS: Balanced Softmax", "balanced_softmax", "softmax"),
     ("Loss with RFS: Balanced Softmax", "balanced_softmax_rfs", "softmax_rfs"),
     ("Classifier: normed", "balanced_softmax_normed_rfs", "balanced_softmax_rfs"),
+    ("Classifier: normed, for softmax", "softmax_normed_rfs", "softmax_rfs"),
+    ("Classifier: normed, for Seesaw", "seesaw", "seesaw_linear_rfs"),
     ("Post-hoc instead of training: logit adjustment", "softmax+la", "balanced_softmax"),
     ("Decoupled stage 2", "bs_decoupled", "balanced_softmax"),
     ("Meta Reweighter", "balms_decoupled", "bs_decoupled"),
@@ -543,11 +545,20 @@ class Bench:
         peers = [n for n in by if n in PEER_ROWS]
         best_r = max(by, key=lambda n: m(n, "APr"))
         best_ap = max(by, key=lambda n: m(n, "AP"))
+        def ties(best, k):  # rows whose paired gap to the best is no larger than its std over >= 2 seeds
+            near = []
+            for n in by:
+                p = paired(by[n], by[best], f"{task}/{k}") if n != best else None
+                if p and p[2] >= 2 and abs(p[0]) <= p[1]:
+                    near.append(f"{by[n]['method'].label} {_pmd(p[0], p[1])} ({_nseeds(p[2])})")
+            return (f" Tied with it within the noise (paired {k} gap no larger than its std over seeds): "
+                    + "; ".join(near) + ".") if near else ""
+
         out = [f"**Answer ({task}; seeds as in the table; a synthetic CPU-scale benchmark, not LVIS)**", "",
                f"- Best for rare classes: {by[best_r]['method'].label}, APr {cell(best_r, 'APr')}, "
-               f"APf {cell(best_r, 'APf')} ({cost(best_r)}).",
+               f"APf {cell(best_r, 'APf')} ({cost(best_r)}).{ties(best_r, 'APr')}",
                f"- Best overall: {by[best_ap]['method'].label}, AP {cell(best_ap, 'AP')}, APr {cell(best_ap, 'APr')} "
-               f"({cost(best_ap)})."]
+               f"({cost(best_ap)}).{ties(best_ap, 'AP')}"]
 
         def diff(a, b, k, digits=1):  # a - b, paired by seed: "+1.2 ± 0.3"
             return _pmd(*paired(by[a], by[b], f"{task}/{k}")[:2], digits=digits)

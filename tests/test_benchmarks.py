@@ -325,7 +325,8 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
             "balms_decoupled": [(53, 36.5, 69), (53, 36.5, 69), (53, 36.5, 69)],
             "seesaw": [(56, 40, 66), (56, 40, 66), (56, 40, 66)],
             "sigmoid_rfs": [(52, 36, 68)] * 3, "bsig_decoupled": [(52, 35, 68)] * 3,
-            "balms_sigmoid_decoupled": [(52, 35.5, 68)] * 3, "softmax+la": [(51, 35, 70)]}
+            "balms_sigmoid_decoupled": [(52, 35.5, 68)] * 3, "softmax+la": [(51, 35, 70)],
+            "seesaw_linear_rfs": [(55, 39, 66), (56, 41, 66), (57, 39.5, 66)]}  # Seesaw's APr and AP within noise
     weights = {"balms_decoupled": [{"r": 0.6, "c": 0.5, "f": 0.4}, {"r": 0.7, "c": 0.5, "f": 0.3}, None]}
     _made_records(tmp_path / "runs", made, weights)
     bench = B.Bench(B.argparse.Namespace(
@@ -336,6 +337,12 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     text = "\n".join(bench.answer(rows))
     assert "Best for rare classes: Seesaw (normed, RFS), APr 40.0 ± 0.0, APf 66.0 ± 0.0 (30 min training)" in text
     assert "Best overall: Seesaw (normed, RFS), AP 56.0 ± 0.0" in text
+    # tied: gap -0.2 ± 1.0 on APr, +0.0 ± 1.0 on AP (3 seeds); Balanced Softmax's -3.0 ± 0.0 is not
+    assert ("(30 min training). Tied with it within the noise (paired APr gap no larger than its std over seeds): "
+            "Seesaw (linear, RFS) -0.2 ± 1.0 (3 seeds).\n") in text
+    assert "Tied with it within the noise (paired AP gap no larger than its std over seeds): Seesaw (linear, RFS) " \
+           "+0.0 ± 1.0 (3 seeds).\n" in text
+    assert "Classifier: normed, for Seesaw (Seesaw (normed, RFS) − Seesaw (linear, RFS)): APr +0.2 ± 1.0" in text
     assert ("Sampler: RFS (softmax + RFS − softmax (stock head)): APr +7.0 ± 1.0, APf -1.0 ± 1.0, AP +1.0 ± 1.0 "
             "(3 seeds)") in text
     assert ("Loss without RFS: Balanced Softmax (Balanced Softmax − softmax (stock head)): APr +6.0 ± 1.0, "

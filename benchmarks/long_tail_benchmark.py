@@ -196,11 +196,22 @@ def _git(*args):
         return ""
 
 
+def cpu_model():
+    """The CPU's name (Linux: /proc/cpuinfo's "model name"), so that training times of two machines are told
+    apart; "unknown CPU" elsewhere."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else (platform.processor() or "unknown CPU")
+
+
 def machine():
     import torch
 
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {threads} threads, "
+    return (f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPU cores, {threads} threads, "
             f"torch {torch.__version__}, {'CUDA' if torch.cuda.is_available() else 'CPU only'}")
 
 
@@ -469,7 +480,8 @@ class Bench:
         lines += [f"Command: `{cmd.strip()}`", "",
                   f"Commits of the runs: {', '.join(sorted({c for r in rows for c in r['commits']}))}; "
                   f"report written at {_git('rev-parse', '--short', 'HEAD')}.", "",
-                  f"Machine: {rows[0]['machine']}. Wall time of the runs recorded here: {total / 3600:.1f} h.", ""]
+                  f"Machine: {'; '.join(sorted({r['machine'] for r in rows}))}. Wall time of the runs recorded here: "
+                  f"{total / 3600:.1f} h.", ""] + self.speeds(rows)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path + ".md", "w") as f:
             f.write("\n".join(lines))
@@ -603,6 +615,18 @@ class Bench:
                            f"{diff(o, p_r, 'APr')} against {by[p_r]['method'].label}, {shared(o, p_r)}; APf "
                            f"{diff(o, p_f, 'APf')} against {by[p_f]['method'].label}, {shared(o, p_f)})")
         return out + [""]
+
+    def speeds(self, rows):
+        """Lines: the spread of the end-to-end runs' median seconds per iteration, when the records come from
+        machines of different speed (then a row's training minutes mix them)."""
+        speed = [rec["s_per_iter_median"] for r in rows if not r["method"].stage1 for s in r["seeds"]
+                 if (rec := self.load(r["method"], s)) and rec.get("s_per_iter_median")]
+        if not speed or max(speed) < 1.2 * min(speed):
+            return []
+        return [f"Training speed differs between the runs (median {min(speed):.2f} to {max(speed):.2f} s per "
+                f"iteration over the {len(speed)} end-to-end runs: the records come from machines of different "
+                "speed): training minutes compare methods only roughly; the cost in iterations is the same for "
+                "every end-to-end row.", ""]
 
     def learned_weights(self, rows):
         """Lines: the Meta Reweighter rows' mean learned weight per frequency group (mean over seeds)."""

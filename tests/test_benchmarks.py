@@ -366,6 +366,13 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     assert ("- The paper's ordering (LVIS v0.5 APr: sigmoid + RFS 13.4 < Balanced Softmax 15.9 < BALMS 17.3; the "
             "official chain): here 36.0 → 35.0 → 35.5, NOT the same") in text
     assert bench.learned_weights(rows)[2:] == ["- BALMS decoupled (bank): r 0.65, c 0.50, f 0.35 (2 seeds)", ""]
+    assert bench.speeds(rows) == []  # one speed: nothing to say
+    path = tmp_path / "runs" / "lt_shapes_it1200" / "seesaw" / "seed1.json"
+    path.write_text(path.read_text().replace('"s_per_iter_median": 1.5', '"s_per_iter_median": 0.75'))
+    n_e2e = sum(len(v) for k, v in made.items() if k in ("softmax", "softmax_rfs", "balanced_softmax", "seesaw",
+                                                           "sigmoid_rfs", "seesaw_linear_rfs"))
+    assert bench.speeds(rows)[0].startswith(f"Training speed differs between the runs (median 0.75 to 1.50 s per "
+                                            f"iteration over the {n_e2e} end-to-end runs")
     by = {r["method"].name: r for r in rows}
     for name, apr in (("sigmoid_rfs", 35.0), ("bsig_decoupled", 36.0), ("balms_sigmoid_decoupled", 35.5)):
         by[name]["cells"]["bbox/APr"] = (apr, 0.0)

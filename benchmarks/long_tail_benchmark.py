@@ -129,6 +129,7 @@ CONTRIBUTIONS = [
     ("Classifier: normed", "balanced_softmax_normed_rfs", "balanced_softmax_rfs"),
     ("Classifier: normed, for softmax", "softmax_normed_rfs", "softmax_rfs"),
     ("Classifier: normed, for Seesaw", "seesaw", "seesaw_linear_rfs"),
+    ("Loss at equal sampler and classifier: Seesaw vs Balanced Softmax", "seesaw_linear_rfs", "balanced_softmax_rfs"),
     ("Post-hoc instead of training: logit adjustment", "softmax+la", "balanced_softmax"),
     ("Decoupled stage 2", "bs_decoupled", "balanced_softmax"),
     ("Meta Reweighter", "balms_decoupled", "bs_decoupled"),

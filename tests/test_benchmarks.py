@@ -326,7 +326,8 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
             "seesaw": [(56, 40, 66), (56, 40, 66), (56, 40, 66)],
             "sigmoid_rfs": [(52, 36, 68)] * 3, "bsig_decoupled": [(52, 35, 68)] * 3,
             "balms_sigmoid_decoupled": [(52, 35.5, 68)] * 3, "softmax+la": [(51, 35, 70)],
-            "seesaw_linear_rfs": [(55, 39, 66), (56, 41, 66), (57, 39.5, 66)]}  # Seesaw's APr and AP within noise
+            "seesaw_linear_rfs": [(55, 39, 66), (56, 41, 66), (57, 39.5, 66)],  # Seesaw's APr and AP within noise
+            "balanced_softmax_rfs": [(54, 36, 70)] * 3}
     weights = {"balms_decoupled": [{"r": 0.6, "c": 0.5, "f": 0.4}, {"r": 0.7, "c": 0.5, "f": 0.3}, None]}
     _made_records(tmp_path / "runs", made, weights)
     bench = B.Bench(B.argparse.Namespace(
@@ -343,6 +344,8 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     assert "Tied with it within the noise (paired AP gap no larger than its std over seeds): Seesaw (linear, RFS) " \
            "+0.0 ± 1.0 (3 seeds).\n" in text
     assert "Classifier: normed, for Seesaw (Seesaw (normed, RFS) − Seesaw (linear, RFS)): APr +0.2 ± 1.0" in text
+    assert ("Loss at equal sampler and classifier: Seesaw vs Balanced Softmax (Seesaw (linear, RFS) − Balanced "
+            "Softmax + RFS): APr +3.8 ± 1.0, APf -4.0 ± 0.0, AP +2.0 ± 1.0 (3 seeds)") in text
     assert ("Sampler: RFS (softmax + RFS − softmax (stock head)): APr +7.0 ± 1.0, APf -1.0 ± 1.0, AP +1.0 ± 1.0 "
             "(3 seeds)") in text
     assert ("Loss without RFS: Balanced Softmax (Balanced Softmax − softmax (stock head)): APr +6.0 ± 1.0, "
@@ -370,7 +373,7 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     path = tmp_path / "runs" / "lt_shapes_it1200" / "seesaw" / "seed1.json"
     path.write_text(path.read_text().replace('"s_per_iter_median": 1.5', '"s_per_iter_median": 0.75'))
     n_e2e = sum(len(v) for k, v in made.items() if k in ("softmax", "softmax_rfs", "balanced_softmax", "seesaw",
-                                                           "sigmoid_rfs", "seesaw_linear_rfs"))
+                                                           "sigmoid_rfs", "seesaw_linear_rfs", "balanced_softmax_rfs"))
     assert bench.speeds(rows)[0].startswith(f"Training speed differs between the runs (median 0.75 to 1.50 s per "
                                             f"iteration over the {n_e2e} end-to-end runs")
     by = {r["method"].name: r for r in rows}

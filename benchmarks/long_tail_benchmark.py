@@ -446,7 +446,10 @@ class Bench:
                      for r in recs]
             rows.append({"method": m, "seeds": [r["seed"] for r in recs], "cells": cells, "per_seed": per_seed,
                          "train_min": statistics.mean(train) / 60,
-                         "commits": sorted({r["commit"] for r in recs}), "machine": recs[0]["machine"]})
+                         "s_per_iter": [r["s_per_iter_median"] for r in recs if r.get("s_per_iter_median")],
+                         "wall_s": sum(r["wall_s"] or 0 for r in recs),
+                         "commits": sorted({r["commit"] for r in recs}),
+                         "machines": sorted({r["machine"] for r in recs})})
         return rows
 
     def report(self, path):
@@ -476,13 +479,13 @@ class Bench:
         lines += self.deltas(rows) + self.answer(rows) + self.learned_weights(rows)
         if self.args.compare:
             lines += self.reproduction(rows, self.args.compare)
-        total = sum(rec["wall_s"] or 0 for r in rows for s in r["seeds"] if (rec := self.load(r["method"], s)))
+        total = sum(r["wall_s"] for r in rows)
         cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
         lines += [f"Command: `{cmd.strip()}`", "",
                   f"Commits of the runs: {', '.join(sorted({c for r in rows for c in r['commits']}))}; "
                   f"report written at {_git('rev-parse', '--short', 'HEAD')}.", "",
-                  f"Machine: {'; '.join(sorted({r['machine'] for r in rows}))}. Wall time of the runs recorded here: "
-                  f"{total / 3600:.1f} h.", ""] + self.speeds(rows)
+                  f"Machine: {'; '.join(sorted({x for r in rows for x in r['machines']}))}. "
+                  f"Wall time of the runs recorded here: {total / 3600:.1f} h.", ""] + self.speeds(rows)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path + ".md", "w") as f:
             f.write("\n".join(lines))
@@ -558,10 +561,11 @@ class Bench:
         peers = [n for n in by if n in PEER_ROWS]
         best_r = max(by, key=lambda n: m(n, "APr"))
         best_ap = max(by, key=lambda n: m(n, "AP"))
+
         def ties(best, k):  # rows whose paired gap to the best is no larger than its std over >= 2 seeds
             near = []
             for n in by:
-                p = paired(by[n], by[best], f"{task}/{k}") if n != best else None
+                p = None if n == best else paired(by[n], by[best], f"{task}/{k}")
                 if p and p[2] >= 2 and abs(p[0]) <= p[1]:
                     near.append(f"{by[n]['method'].label} {_pmd(p[0], p[1])} ({_nseeds(p[2])})")
             return (f" Tied with it within the noise (paired {k} gap no larger than its std over seeds): "
@@ -617,11 +621,11 @@ class Bench:
                            f"{diff(o, p_f, 'APf')} against {by[p_f]['method'].label}, {shared(o, p_f)})")
         return out + [""]
 
-    def speeds(self, rows):
+    @staticmethod
+    def speeds(rows):
         """Lines: the spread of the end-to-end runs' median seconds per iteration, when the records come from
         machines of different speed (then a row's training minutes mix them)."""
-        speed = [rec["s_per_iter_median"] for r in rows if not r["method"].stage1 for s in r["seeds"]
-                 if (rec := self.load(r["method"], s)) and rec.get("s_per_iter_median")]
+        speed = [x for r in rows if not r["method"].stage1 for x in r["s_per_iter"]]
         if not speed or max(speed) < 1.2 * min(speed):
             return []
         return [f"Training speed differs between the runs (median {min(speed):.2f} to {max(speed):.2f} s per "

@@ -26,7 +26,10 @@ to end; stage 2 keeps its configs' share of that (300 / 1,200), LR steps at the 
 Each finished run writes ``--runs-dir/<suite>/<method>/seed<k>.json`` (metrics, training wall time,
 commit, machine); a re-run skips finished runs, so the table fills over several sittings. Training
 outputs (and the stage-1 weights reused by block 3) go under ``--cache`` (not committed); a stage-1
-run whose record exists but whose weights are gone is trained again for its weights only.
+run whose record exists but whose weights are gone is trained again for its weights only. A training
+that diverges (detectron2's ``FloatingPointError``) is a result, not a crash: its record says where it
+stopped, the report counts it beside the row's seeds and leaves it out of the means, and the block-3
+rows that needed its weights are not run for that seed; any other failure stops the benchmark.
 ``--report`` writes ``<report>.md`` (table, command, commit, machine) and ``<report>.png``
 (APr / APc / APf per method, mean and std over seeds).
 """
@@ -235,6 +238,19 @@ def training_speed(out_dir):
     return iters, (float(found[-1]) if found else None)
 
 
+def divergence(log_text):
+    """(iteration, message) when a run's output shows detectron2 stopping a diverged training
+    (``FloatingPointError``: a NaN / Inf loss, or non-finite boxes), else None. The iteration is
+    detectron2's count of iterations run ("Overall training speed: N iterations"), else the loss's
+    "iteration=N", else the last logged "iter: N"."""
+    errors = re.findall(r"^FloatingPointError: (.*)$", log_text, re.M)
+    if not errors:
+        return None
+    found = (re.findall(r"Overall training speed: (\d+) iterations", log_text)
+             or re.findall(r"iteration=(\d+)", log_text) or re.findall(r"iter: (\d+)", log_text))
+    return (int(found[-1]) if found else None), errors[-1].strip()
+
+
 def median_iteration_time(out_dir):
     """The median of the iteration times in ``metrics.json`` (each line: the median over its window), or
     None: the training cost without the time a run stood still (paused, or waiting for a busy machine)."""
@@ -333,14 +349,19 @@ class Bench:
 
     # --- running
     def train(self, m, seed):
-        """Run ``m`` for ``seed`` (its stage 1 first if its weights are missing); returns the record."""
+        """Run ``m`` for ``seed`` (its stage 1 first if its weights are missing); returns the record, or
+        None when its stage 1 diverged for this seed (no weights to start from: nothing is run)."""
         weights = None
         if m.stage1:
             s1 = self.methods[m.stage1]
+            if (self.load(s1, seed) or {}).get("diverged"):
+                return None
             weights = self.weights(s1, seed)
             if not os.path.exists(weights):
                 print(f"  stage 1 {s1.name} seed {seed}: weights missing, training it", flush=True)
-                self.run_once(s1, seed, keep_record=os.path.exists(self.record_path(s1, seed)))
+                rec1 = self.run_once(s1, seed, keep_record=os.path.exists(self.record_path(s1, seed)))
+                if (rec1 or {}).get("diverged"):
+                    return None
         return self.run_once(m, seed, weights=weights)
 
     def run_once(self, m, seed, weights=None, keep_record=False):
@@ -358,14 +379,23 @@ class Bench:
                 proc.wait()
             wall = time.time() - t0
             if proc.returncode:
-                tail = open(os.path.join(out, "stdout.txt")).read()[-4000:]
-                raise RuntimeError(f"{m.name} seed {seed} failed ({proc.returncode}); {out}/stdout.txt:\n{tail}")
+                text = open(os.path.join(out, "stdout.txt")).read()
+                if divergence(text) is None:  # a crash is not a result: stop and show it
+                    raise RuntimeError(f"{m.name} seed {seed} failed ({proc.returncode}); {out}/stdout.txt:\n"
+                                       + text[-4000:])
+                # a diverged training is a result of the method on this seed: recorded, reported, not retried
+                return self._write(m, seed, self._record(m, seed, out, {}, wall, divergence(text)), keep_record)
         else:
             wall = None  # finished earlier in the cache (record written now)
         metrics = final_metrics(out)
         if metrics is None:
             raise RuntimeError(f"{out}/metrics.json has no final evaluation")
+        return self._write(m, seed, self._record(m, seed, out, metrics, wall), keep_record)
+
+    def _record(self, m, seed, out, metrics, wall, diverged=None):
         iters, s_per_iter = training_speed(out)
+        if diverged:
+            iters, s_per_iter = diverged[0] or iters, None
         rec = {
             "method": m.name, "label": m.label, "block": m.block, "seed": seed, "suite": self.suite,
             "stage1": m.stage1, "eval_only": m.eval_only,
@@ -379,6 +409,11 @@ class Bench:
             "commit": _git("rev-parse", "--short", "HEAD"), "machine": machine(),
             "finished": datetime.datetime.now().isoformat(timespec="seconds"),
         }
+        if diverged:
+            rec["diverged"] = {"iteration": diverged[0], "error": diverged[1]}
+        return rec
+
+    def _write(self, m, seed, rec, keep_record=False):
         if not keep_record:
             path = self.record_path(m, seed)
             self._mkdir(os.path.dirname(path))
@@ -402,7 +437,7 @@ class Bench:
         """Seconds a run of ``m`` is expected to take: its finished seeds, else its block's mean."""
         def walls(pred):
             return [r["wall_s"] for mm in self.methods.values() if pred(mm)
-                    for s in range(10) if (r := self.load(mm, s)) and r.get("wall_s")]
+                    for s in range(10) if (r := self.load(mm, s)) and r.get("wall_s") and not r.get("diverged")]
         w = walls(lambda mm: mm.name == m.name) or walls(
             lambda mm: mm.block == m.block and mm.eval_only == m.eval_only and bool(mm.stage1) == bool(m.stage1))
         return statistics.mean(w) if w else (60.0 if m.eval_only else 900.0 * (0.3 if m.stage1 else 1.0))
@@ -423,6 +458,13 @@ class Bench:
             print(f"[{i + 1}/{len(todo)}] {m.name} seed {s} (block {m.block}); elapsed "
                   f"{_hms(time.time() - t_start)}, ETA {_hms(eta)} for the {len(todo) - i} left", flush=True)
             rec = self.train(m, s)
+            if rec is None:
+                print(f"  not run: its stage 1 ({m.stage1}) diverged on seed {s}", flush=True)
+                continue
+            if rec.get("diverged"):
+                print(f"  DIVERGED after {rec['diverged']['iteration']} iterations ({rec['diverged']['error']}); "
+                      "recorded: the report counts it and leaves it out of the means", flush=True)
+                continue
             print(f"  done in {_hms(rec['wall_s'] or 0)}: bbox APr {rec['metrics'].get('bbox/APr', float('nan')):.1f}, "
                   f"AP {rec['metrics'].get('bbox/AP', float('nan')):.1f}", flush=True)
         if skipped:
@@ -432,7 +474,7 @@ class Bench:
     def table(self):
         rows = []
         for m in self.selected():
-            recs = [r for s in self.args.seeds if (r := self.load(m, s))]
+            recs = [r for s in self.args.seeds if (r := self.load(m, s)) and not r.get("diverged")]
             if not recs:
                 continue
             cells, per_seed = {}, {}
@@ -453,7 +495,7 @@ class Bench:
         return rows
 
     def report(self, path):
-        rows = self.table()
+        rows, diverged = self.table(), self.diverged()
         if not rows:
             print("no finished runs to report")
             return
@@ -474,12 +516,15 @@ class Bench:
             lines += [f"**{block}. {title}**", "", head, "|---|---|" + "---|" * len(cols) + "---|"]
             for r in block_rows:
                 cells = " | ".join(_pm(*r["cells"][c]) for c in cols)
-                lines.append(f"| {r['method'].label} | {len(r['seeds'])} | {cells} | {r['train_min']:.1f} |")
+                n_div = sum(1 for mm, _, _ in diverged if mm is r["method"])
+                seeds = f"{len(r['seeds'])}" + (f" (+{n_div} diverged)" if n_div else "")
+                lines.append(f"| {r['method'].label} | {seeds} | {cells} | {r['train_min']:.1f} |")
             lines.append("")
+        lines += self.divergence_lines(diverged)
         lines += self.deltas(rows) + self.answer(rows) + self.learned_weights(rows)
         if self.args.compare:
             lines += self.reproduction(rows, self.args.compare)
-        total = sum(r["wall_s"] for r in rows)
+        total = sum(r["wall_s"] for r in rows) + sum(rec["wall_s"] or 0 for _, _, rec in diverged)
         cmd = "python benchmarks/long_tail_benchmark.py " + " ".join(self.args.argv)
         lines += [f"Command: `{cmd.strip()}`", "",
                   f"Commits of the runs: {', '.join(sorted({c for r in rows for c in r['commits']}))}; "
@@ -493,6 +538,23 @@ class Bench:
         print("\n".join(lines))
         print(f"written: {path}.md, {path}.png")
 
+    def diverged(self):
+        """[(method, seed, record)] of the selected runs whose training diverged."""
+        return [(m, s, r) for m in self.selected() for s in self.args.seeds
+                if (r := self.load(m, s)) and r.get("diverged")]
+
+    def divergence_lines(self, diverged):
+        if not diverged:
+            return []
+        lines = ["**Diverged runs** (detectron2 stopped the training; left out of the means, counted in the "
+                 "seeds column; a re-run skips them: delete the record to try again):", ""]
+        for m, s, rec in diverged:
+            after = [mm.label for mm in self.selected() if mm.stage1 == m.name]
+            lines.append(f"- {m.label}, seed {s}: after {rec['diverged']['iteration']} of {self.iters} iterations, "
+                         f"`FloatingPointError: {rec['diverged']['error']}`"
+                         + (f"; so not run from it: {', '.join(after)}" if after else ""))
+        return lines + [""]
+
     def reproduction(self, rows, runs_dir):
         """Lines: runs repeated from scratch (records under ``runs_dir``, same suite) against the recorded
         ones of the same method and seed: the difference on each metric, and whether it is within the
@@ -503,7 +565,7 @@ class Bench:
         for r in rows:
             for s in r["seeds"]:
                 rec = self.load(r["method"], s, runs_dir)
-                if rec is None:
+                if rec is None or rec.get("diverged"):
                     continue
                 again, cells = rec["metrics"], []
                 for t in TASKS:
@@ -876,8 +938,11 @@ def main(argv=None):
         return
     if args.dry_run:
         for m, s in bench.plan():
-            state = "done" if bench.load(m, s) else ("n/a: " + bench.available(m)[1] if not bench.available(m)[0]
-                                                     else "to do")
+            rec, (ok, why) = bench.load(m, s), bench.available(m)
+            if rec:
+                state = f"diverged (after {rec['diverged']['iteration']} iterations)" if rec.get("diverged") else "done"
+            else:
+                state = "to do" if ok else f"n/a: {why}"
             print(f"{m.name:28s} seed {s}: {state}")
         return
     if not args.report_only:

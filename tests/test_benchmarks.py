@@ -226,6 +226,43 @@ def test_compare_heads_trains_and_tables_two_configs(datasets_dir, tmp_path):
         assert (tmp_path / f"{name}_it2_s0" / "model_final.pth").is_file()
 
 
+def test_long_tail_records_a_diverged_run_and_goes_on(datasets_dir, tmp_path):
+    """A training that diverges (detectron2's FloatingPointError; here the learning rate 1e5) is a result,
+    not a crash: the benchmark records it, does not run the stage 2 that needed its weights, goes on, and
+    the report counts it in the seeds column, leaves it out of the means and says where it stopped."""
+    import json
+    import os
+
+    from conftest import REPO
+    from test_cls_loss_modules import USER_LOSS
+
+    (tmp_path / "my_data.py").write_text(COCO_DATA)
+    (tmp_path / "my_loss.py").write_text(USER_LOSS)
+    (tmp_path / "base.yaml").write_text(USER_BASE.format(repo=REPO))
+    cmd = [os.path.join(REPO, "benchmarks", "long_tail_benchmark.py"), "--base-config", str(tmp_path / "base.yaml"),
+           "--train", "my_coco_train", "--test", "my_coco_val", "--tag", "boom", "--iters", "4", "--seeds", "0",
+           "--methods", "softmax", "softmax+la", "--runs-dir", str(tmp_path / "runs"),
+           "--cache", str(tmp_path / "cache"), "--report", str(tmp_path / "lt")]
+    out = run_tool(cmd + ["--", "SOLVER.BASE_LR", "1e5"], datasets_dir, cwd=str(tmp_path)).stdout
+    rec = json.loads((tmp_path / "runs" / "boom_it4" / "softmax" / "seed0.json").read_text())
+    assert rec["metrics"] == {} and rec["diverged"]["iteration"] < 4, rec
+    assert "infinite or NaN" in rec["diverged"]["error"] or "Inf/NaN" in rec["diverged"]["error"], rec
+    assert re.search(r"DIVERGED after \d+ iterations", out) and "not run: its stage 1 (softmax) diverged" in out, out
+    assert not (tmp_path / "runs" / "boom_it4" / "softmax+la").exists()
+    # another seed that finished (made up): the row has its numbers, and the diverged seed beside them
+    fine = dict(rec, seed=1, metrics={f"{t}/{k}": 10.0 for t in ("bbox", "segm") for k in
+                                      ("AP", "APr", "APc", "APf")}, train_iters=4, s_per_iter_median=1.0)
+    del fine["diverged"]
+    (tmp_path / "runs" / "boom_it4" / "softmax" / "seed1.json").write_text(json.dumps(fine))
+    again = run_tool(cmd + ["--seeds", "0", "1", "--report-only"], datasets_dir, cwd=str(tmp_path)).stdout
+    assert "| softmax (stock head) | 1 (+1 diverged) | 10.0 |" in again, again
+    assert re.search(r"- softmax \(stock head\), seed 0: after \d+ of 4 iterations, `FloatingPointError: .*`; "
+                     r"so not run from it: .*softmax \+ post-hoc LA", again), again
+    dry = run_tool(cmd + ["--seeds", "0", "1", "--dry-run"], datasets_dir, cwd=str(tmp_path)).stdout
+    assert re.search(r"softmax +seed 0: diverged \(after \d+ iterations\)", dry), dry
+    assert re.search(r"softmax\+la +seed 0: to do", dry), dry
+
+
 def test_long_tail_stage_two_retrains_missing_stage_one_weights(tmp_path, monkeypatch):
     """Records are committed, weights are not: on a new machine a block-3 row first trains its stage 1
     again for the weights (its committed record kept), then runs; with the weights there it does not."""

@@ -380,11 +380,12 @@ class Bench:
             wall = time.time() - t0
             if proc.returncode:
                 text = open(os.path.join(out, "stdout.txt")).read()
-                if divergence(text) is None:  # a crash is not a result: stop and show it
+                diverged = divergence(text)
+                if diverged is None:  # a crash is not a result: stop and show it
                     raise RuntimeError(f"{m.name} seed {seed} failed ({proc.returncode}); {out}/stdout.txt:\n"
                                        + text[-4000:])
                 # a diverged training is a result of the method on this seed: recorded, reported, not retried
-                return self._write(m, seed, self._record(m, seed, out, {}, wall, divergence(text)), keep_record)
+                return self._write(m, seed, self._record(m, seed, out, {}, wall, diverged), keep_record)
         else:
             wall = None  # finished earlier in the cache (record written now)
         metrics = final_metrics(out)

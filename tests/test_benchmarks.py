@@ -411,8 +411,9 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     path.write_text(path.read_text().replace('"s_per_iter_median": 1.5', '"s_per_iter_median": 0.75'))
     n_e2e = sum(len(v) for k, v in made.items() if k in ("softmax", "softmax_rfs", "balanced_softmax", "seesaw",
                                                            "sigmoid_rfs", "seesaw_linear_rfs", "balanced_softmax_rfs"))
-    assert bench.speeds(bench.table())[0].startswith(f"Training speed differs between the runs (median 0.75 to 1.50 s per "
-                                            f"iteration over the {n_e2e} end-to-end runs")
+    assert bench.speeds(bench.table())[0].startswith(
+        f"Training speed differs between the runs (median 0.75 to 1.50 s per iteration over the {n_e2e} "
+        "end-to-end runs")
     by = {r["method"].name: r for r in rows}
     for name, apr in (("sigmoid_rfs", 35.0), ("bsig_decoupled", 36.0), ("balms_sigmoid_decoupled", 35.5)):
         by[name]["cells"]["bbox/APr"] = (apr, 0.0)

@@ -61,6 +61,10 @@ def _add_classifier_config(cfg):
     cfg.MODEL.BALMS.PRIOR.NUM_IMAGES = 0
     # Count used for classes with zero training samples (so that log n_j is finite); logged.
     cfg.MODEL.BALMS.PRIOR.MIN_COUNT = 1.0
+    # "none": the dataset's counts (SOURCE); "train": the expected counts of one pass of the training sampler
+    # (DATALOADER.SAMPLER_TRAIN: RepeatFactorTrainingSampler with REPEAT_THRESHOLD, ClassBalancedSampler),
+    # counted from the training images: the labels the loss sees after re-sampling. Stock sampler: the same.
+    cfg.MODEL.BALMS.PRIOR.SAMPLER = "none"
 
 
 def _add_peers_config(cfg):

@@ -54,6 +54,7 @@ LT_BASE = f"{LT}/Base-MaskRCNN-R18-FPN.yaml"
 RFS = ("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler", "DATALOADER.REPEAT_THRESHOLD", "0.1")
 NORMED = ("MODEL.BALMS.CLASSIFIER", "normed")
 OURS = ("MODEL.ROI_HEADS.NAME", "LongTailROIHeads")
+SPRIOR = ("MODEL.BALMS.PRIOR.SAMPLER", "train")  # the prior of the training sampler's labels
 TASKS = ("bbox", "segm")
 METRICS = ("AP", "APr", "APc", "APf")
 # Keys that say where a run lives or starts from, never what the method is.
@@ -94,6 +95,8 @@ METHODS = [
     _m("seesaw_linear_rfs", 2, "Seesaw (linear, RFS)", "seesaw", "MODEL.BALMS.CLASSIFIER", "linear"),
     _m("softmax_normed_rfs", 2, "softmax (normed, RFS)", "softmax", *OURS, "MODEL.BALMS.CLS_LOSS", "softmax",
        *RFS, *NORMED),
+    _m("balanced_softmax_rfs_sprior", 2, "Balanced Softmax + RFS, sampler's prior", "balanced_softmax", *RFS,
+       *SPRIOR),
     # 3. from the same stage-1 weights per seed
     _m("softmax+la", 3, "softmax + post-hoc LA (tau 1)", "softmax", *POSTHOC_LA, stage1="softmax", eval_only=True),
     _m("softmax+norcal", 3, "softmax + NorCal", "softmax", *NORCAL, stage1="softmax", eval_only=True),
@@ -105,6 +108,14 @@ METHODS = [
        stage1="softmax_normed_rfs", eval_only=True),
     _m("softmax_normed_rfs+norcal", 3, "softmax (normed, RFS) + NorCal", "softmax", *NORCAL, *NORMED,
        stage1="softmax_normed_rfs", eval_only=True),
+    _m("softmax_rfs+la_sprior", 3, "softmax + RFS + post-hoc LA, sampler's prior", "softmax", *POSTHOC_LA, *RFS,
+       *SPRIOR, stage1="softmax_rfs", eval_only=True),
+    _m("softmax_rfs+norcal_sprior", 3, "softmax + RFS + NorCal, sampler's prior", "softmax", *NORCAL, *RFS, *SPRIOR,
+       stage1="softmax_rfs", eval_only=True),
+    _m("softmax_normed_rfs+la_sprior", 3, "softmax (normed, RFS) + post-hoc LA, sampler's prior", "softmax",
+       *POSTHOC_LA, *NORMED, *RFS, *SPRIOR, stage1="softmax_normed_rfs", eval_only=True),
+    _m("softmax_normed_rfs+norcal_sprior", 3, "softmax (normed, RFS) + NorCal, sampler's prior", "softmax", *NORCAL,
+       *NORMED, *RFS, *SPRIOR, stage1="softmax_normed_rfs", eval_only=True),
     _m("crt", 3, "cRT (class-balanced)", "crt_class_balanced", stage1="softmax"),
     _m("bs_decoupled", 3, "Balanced Softmax decoupled (tau 1)", "decoupled_balanced_softmax", stage1="softmax"),
     _m("bs_decoupled_tau0.25", 3, "Balanced Softmax decoupled (tau 1/4)", "decoupled_balanced_softmax",
@@ -116,6 +127,18 @@ METHODS = [
        stage1="sigmoid_rfs"),
     _m("balms_sigmoid_decoupled", 3, "BALMS sigmoid decoupled (official chain)", "decoupled_balms_sigmoid",
        stage1="sigmoid_rfs"),
+    # the official stage 2 samples with RFS (its balanced_softmax_decouple_resampling config): raw and sampler's prior
+    _m("bsig_decoupled_rfs", 3, "balanced sigmoid decoupled + RFS (official stage 2)", "decoupled_balanced_sigmoid",
+       *RFS, stage1="sigmoid_rfs"),
+    _m("bsig_decoupled_rfs_sprior", 3, "balanced sigmoid decoupled + RFS, sampler's prior",
+       "decoupled_balanced_sigmoid", *RFS, *SPRIOR, stage1="sigmoid_rfs"),
+    _m("balms_sigmoid_decoupled_rfs", 3, "BALMS sigmoid decoupled + RFS (official stage 2)",
+       "decoupled_balms_sigmoid", *RFS, stage1="sigmoid_rfs"),
+    _m("balms_sigmoid_decoupled_rfs_sprior", 3, "BALMS sigmoid decoupled + RFS, sampler's prior",
+       "decoupled_balms_sigmoid", *RFS, *SPRIOR, stage1="sigmoid_rfs"),
+    # sensitivity, not a method: the learned weights stay near their 0.5 start at the default meta LR 0.01
+    _m("balms_decoupled_lr10", 3, "BALMS decoupled (bank), meta LR x10 [sensitivity]", "decoupled_balms",
+       "MODEL.BALMS.META_REWEIGHTER.LR", "0.1", stage1="softmax"),
 ]
 # For the answer: the project's methods (Balanced Softmax family, BALMS, logit adjustment) and the peers
 OURS_ROWS = {"balanced_softmax", "balanced_softmax_rfs", "balanced_softmax_normed_rfs", "softmax+la", "softmax_rfs+la",

@@ -1,5 +1,6 @@
 """Class priors: every source, zero counts, length mismatch, several datasets."""
 import json
+import math
 import logging
 import uuid
 
@@ -141,3 +142,163 @@ def test_lt_shapes_metadata_and_json_agree(tmp_path, monkeypatch):
     assert torch.equal(by_json.counts, by_meta.counts)
     assert torch.equal(by_json.counts, by_dicts.counts)
     assert by_json.num_images == by_dicts.num_images == 40
+
+
+# ------------------------------------------------------------------ the sampler's prior (PRIOR.SAMPLER train)
+def _image(*classes, crowd=()):
+    return {"annotations": [{"category_id": c} for c in classes] + [{"category_id": c, "iscrowd": 1} for c in crowd]}
+
+
+# 4 images: class 0 in 3 of them (f = 3/4), classes 1 and 2 in one each (f = 1/4); class 0 twice in image 0
+HAND = [_image(0, 0), _image(0), _image(0, 1), _image(2)]
+
+
+@pytest.mark.parametrize("sqrt", [False, True])
+def test_rfs_prior_by_hand(sqrt):
+    # threshold 0.5: r(c) = max(1, g(0.5 / f(c))), g = sqrt or identity; an image repeats max over its classes
+    from balms_det.modeling.priors import sampler_image_weights
+
+    g = math.sqrt if sqrt else (lambda x: x)
+    r = [1.0, 1.0, g(2.0), g(2.0)]  # image 2 holds class 1 (f 1/4), image 3 class 2 (f 1/4)
+    w = sampler_image_weights(HAND, "RepeatFactorTrainingSampler", 0.5, sqrt)
+    assert w.dtype == torch.float64 and w.tolist() == pytest.approx(r, rel=1e-6)
+    c, n = counts_from_dataset_dicts(HAND, 3, "image_count", w)
+    assert c.tolist() == pytest.approx([r[0] + r[1] + r[2], r[2], r[3]], rel=1e-6)
+    assert n == pytest.approx(sum(r), rel=1e-6)
+    c, _ = counts_from_dataset_dicts(HAND, 3, "instance_count", w)
+    assert c.tolist() == pytest.approx([2 * r[0] + r[1] + r[2], r[2], r[3]], rel=1e-6)
+
+
+def test_class_balanced_prior_by_hand():
+    # 3 classes, drawn uniformly; class 0's 3 images share its third, classes 1 and 2 have one image each
+    from balms_det.modeling.priors import sampler_image_weights
+
+    p = [1 / 9, 1 / 9, 1 / 9 + 1 / 3, 1 / 3]  # per draw
+    w = sampler_image_weights(HAND, "ClassBalancedSampler")
+    assert w.tolist() == pytest.approx([4 * q for q in p], rel=1e-12) and w.sum().item() == pytest.approx(4)
+    c, _ = counts_from_dataset_dicts(HAND, 3, "image_count", w)
+    # class 0: drawn itself, or class 1 (image 2 holds both); class 1: image 2 drawn; class 2: image 3
+    assert c.tolist() == pytest.approx([4 * (3 / 9 + 1 / 3), 4 * (1 / 9 + 1 / 3), 4 / 3], rel=1e-12)
+
+
+def _long_tail_dicts(num_images=60, num_classes=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dicts = []
+    for _ in range(num_images):
+        k = int(torch.randint(1, 3, (1,), generator=g))
+        # class c with probability ~ 2^-c: a long tail
+        classes = torch.multinomial(torch.tensor([2.0 ** -c for c in range(num_classes)]), k, generator=g).tolist()
+        dicts.append(_image(*classes, *classes[:1]))
+    return dicts
+
+
+def _empirical_per_pass(dicts, sampler, num_classes, passes):
+    import itertools
+
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    indices = list(itertools.islice(iter(sampler), passes))
+    for i in indices:
+        for c in {a["category_id"] for a in dicts[i]["annotations"]}:
+            counts[c] += 1
+    return counts, len(indices)
+
+
+def test_rfs_prior_matches_the_real_sampler_over_many_epochs():
+    """The expected counts against the label counts of detectron2's RepeatFactorTrainingSampler itself
+    (its stochastic rounding included), over 2,000 epochs: within 5 standard errors."""
+    from detectron2.data.samplers import RepeatFactorTrainingSampler
+
+    from balms_det.modeling.priors import sampler_image_weights
+
+    dicts, k, epochs = _long_tail_dicts(), 6, 2000
+    w = sampler_image_weights(dicts, "RepeatFactorTrainingSampler", 0.3, True)
+    expected, per_pass = counts_from_dataset_dicts(dicts, k, "image_count", w)
+    raw, _ = counts_from_dataset_dicts(dicts, k, "image_count")
+    assert (expected > raw).any() and expected[0] == pytest.approx(raw[0], rel=0.5)  # the tail is lifted
+    sampler = RepeatFactorTrainingSampler(w.float(), seed=1)
+    # one epoch of the sampler has floor(r_i) + Bernoulli(frac r_i) copies of image i: take whole epochs
+    g = torch.Generator().manual_seed(1)
+    counts = torch.zeros(k, dtype=torch.float64)
+    for _ in range(epochs):
+        for i in sampler._get_epoch_indices(g).tolist():
+            for c in {a["category_id"] for a in dicts[i]["annotations"]}:
+                counts[c] += 1
+    frac = w - w.floor()
+    var = torch.zeros(k, dtype=torch.float64)
+    for i, d in enumerate(dicts):
+        for c in {a["category_id"] for a in d["annotations"]}:
+            var[c] += frac[i] * (1 - frac[i])
+    se = (var / epochs).sqrt() + 1e-9
+    assert ((counts / epochs - expected).abs() <= 5 * se).all(), (counts / epochs, expected, se)
+
+
+def test_class_balanced_prior_matches_the_real_sampler():
+    from balms_det.data.samplers import ClassBalancedSampler
+    from balms_det.modeling.priors import sampler_image_weights
+
+    dicts, k = _long_tail_dicts(seed=3), 6
+    w = sampler_image_weights(dicts, "ClassBalancedSampler")
+    expected, per_pass = counts_from_dataset_dicts(dicts, k, "image_count", w)
+    assert per_pass == pytest.approx(len(dicts))
+    draws = 200 * len(dicts)
+    counts, n = _empirical_per_pass(dicts, ClassBalancedSampler(dicts, seed=5), k, draws)
+    p = expected / len(dicts)  # probability that a draw holds the class
+    se = (p * (1 - p) / n).sqrt()
+    assert ((counts / n - p).abs() <= 5 * se).all(), (counts / n, p)
+
+
+def test_sampler_prior_from_config(caplog):
+    """PRIOR.SAMPLER train reads DATALOADER.SAMPLER_TRAIN / REPEAT_THRESHOLD / REPEAT_SQRT and counts the
+    loader's images (empty ones filtered); with the stock sampler it is the SOURCE's counts."""
+    cfg = get_cfg()
+    add_balms_config(cfg)
+    dicts = HAND + [{"annotations": []}]  # an empty image: the loader (FILTER_EMPTY_ANNOTATIONS) drops it
+    for d in dicts:
+        for a in d["annotations"]:
+            a.update(bbox=[0, 0, 1, 1], bbox_mode=0)
+    name = _register(dicts=dicts, class_image_count=[{"id": i + 1, "image_count": n} for i, n in enumerate([3, 1, 1])],
+                     thing_classes=["a", "b", "c"])
+    cfg.DATASETS.TRAIN = (name,)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
+    cfg.MODEL.BALMS.PRIOR.SOURCE = "metadata"
+    raw = class_prior_from_config(cfg)
+    cfg.MODEL.BALMS.PRIOR.SAMPLER = "train"
+    assert torch.equal(class_prior_from_config(cfg).counts, raw.counts)  # TrainingSampler: nothing changes
+    cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
+    cfg.DATALOADER.REPEAT_THRESHOLD = 0.5
+    cfg.DATALOADER.REPEAT_SQRT = False
+    with caplog.at_level(logging.INFO, logger="balms_det.modeling.priors"):
+        p = class_prior_from_config(cfg, need_num_images=True)
+    assert p.counts.tolist() == pytest.approx([4.0, 2.0, 2.0]) and p.num_images == pytest.approx(6.0)
+    assert "RepeatFactorTrainingSampler (threshold 0.5)" in caplog.text and "0: 3 -> 4.0" in caplog.text
+    cfg.DATALOADER.SAMPLER_TRAIN = "WeightedTrainingSampler"
+    with pytest.raises(ValueError, match="WeightedTrainingSampler.*PRIOR.SAMPLER none"):
+        class_prior_from_config(cfg)
+    cfg.DATALOADER.SAMPLER_TRAIN = "RepeatFactorTrainingSampler"
+    cfg.MODEL.BALMS.PRIOR.NUM_IMAGES = 10
+    with pytest.raises(ValueError, match="NUM_IMAGES"):
+        class_prior_from_config(cfg)
+    cfg.MODEL.BALMS.PRIOR.SAMPLER = "yes"
+    with pytest.raises(ValueError, match="PRIOR.SAMPLER"):
+        class_prior_from_config(cfg)
+
+
+def test_checkpoint_keeps_the_prior_it_was_trained_with(lt_shapes):
+    """A model trained with the sampler's prior saves it; loading into a model built with the raw prior
+    gives the sampler's (the prior is the loss's buffer)."""
+    from detectron2.modeling import build_model
+
+    from balms_det.engine import build_config
+
+    def model(*opts):
+        cfg = build_config("configs/LTShapes/mask_rcnn_R18_FPN_balanced_softmax.yaml",
+                           ["DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler",
+                            "DATALOADER.REPEAT_THRESHOLD", "0.1", *opts])
+        return build_model(cfg)
+
+    trained = model("MODEL.BALMS.PRIOR.SAMPLER", "train")
+    fresh = model()
+    a, b = (m.roi_heads.box_predictor.cls_loss.class_counts for m in (trained, fresh))
+    assert not torch.equal(a, b) and (a >= b).all()
+    fresh.load_state_dict(trained.state_dict())
+    assert torch.equal(fresh.roi_heads.box_predictor.cls_loss.class_counts, a)

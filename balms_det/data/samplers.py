@@ -35,22 +35,39 @@ def _image_classes(d):
     return {a["category_id"] for a in d.get("annotations", []) if not a.get("iscrowd", 0)}
 
 
+def _images_of_classes(dataset_dicts):
+    """{class: [indices of the images containing it]} (crowd annotations skipped)."""
+    images_of = defaultdict(list)
+    for i, d in enumerate(dataset_dicts):
+        for c in sorted(_image_classes(d)):
+            images_of[c].append(i)
+    if not images_of:
+        raise ValueError("ClassBalancedSampler: the dataset has no annotations")
+    return images_of
+
+
 class ClassBalancedSampler(Sampler):
     """Infinite stream of dataset indices, class-balanced, sharded across workers like detectron2's
     ``TrainingSampler`` (same seed everywhere, worker ``r`` takes every ``world_size``-th index)."""
 
     def __init__(self, dataset_dicts, seed=None, shuffle_chunk=4096):
-        images_of = defaultdict(list)
-        for i, d in enumerate(dataset_dicts):
-            for c in sorted(_image_classes(d)):
-                images_of[c].append(i)
-        if not images_of:
-            raise ValueError("ClassBalancedSampler: the dataset has no annotations")
+        images_of = _images_of_classes(dataset_dicts)
         self._classes = sorted(images_of)
         self._images = [torch.tensor(images_of[c]) for c in self._classes]
         self._seed = int(comm.shared_random_seed() if seed is None else seed)
         self._rank, self._world_size = comm.get_rank(), comm.get_world_size()
         self._chunk = shuffle_chunk
+
+    @staticmethod
+    def image_weights(dataset_dicts):
+        """(N,) float64 expected draws of each image per N draws (N images): a draw picks one of the C
+        classes uniformly, then one of its images uniformly, so image ``i`` is drawn with probability
+        ``(1 / C) sum_{c in i} 1 / |images of c|``. The weights sum to N."""
+        images_of = _images_of_classes(dataset_dicts)
+        weights = torch.zeros(len(dataset_dicts), dtype=torch.float64)
+        for images in images_of.values():
+            weights[images] += 1.0 / len(images)
+        return weights * (len(dataset_dicts) / len(images_of))
 
     def __iter__(self):
         yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)

@@ -10,19 +10,33 @@ Sources (``MODEL.BALMS.PRIOR.SOURCE``):
   works for any COCO/LVIS-format dataset, and counts what the model trains on (crowd boxes skipped).
 * ``"list"``: the counts given in ``MODEL.BALMS.PRIOR.COUNTS`` (offline use, tests, custom priors).
 
+The sampler's prior (``MODEL.BALMS.PRIOR.SAMPLER: train``): the *expected* per-class counts of one
+pass of the training sampler instead of the dataset's, ``sum_i w_i [c in image i]`` (image counts; or
+``w_i`` times the image's instances of ``c``), ``w_i`` the image's expected draws per pass
+(:func:`sampler_image_weights`: detectron2's own repeat factors for ``RepeatFactorTrainingSampler``,
+:meth:`ClassBalancedSampler.image_weights`, 1 for the stock ``TrainingSampler``), and
+``sum_i w_i`` training images. This is the label distribution the loss sees when the sampler has
+already re-balanced the data (BALMS, Section 3.2: Balanced Softmax on top of re-sampling corrects
+twice). It is counted from the training dicts the loader samples (``DATALOADER.FILTER_EMPTY_ANNOTATIONS``
+applied); with the stock sampler the key changes nothing (the raw counts of ``SOURCE``).
+
 Several training datasets: counts (and image numbers) are summed. A count vector whose length differs
 from ``MODEL.ROI_HEADS.NUM_CLASSES`` raises ``ValueError``. A class with zero training samples would
 give ``log 0``: its count is replaced by ``MODEL.BALMS.PRIOR.MIN_COUNT`` (default 1, i.e. "as if seen
 once") and a warning names the classes; counts are therefore always finite and positive.
 """
+import inspect
 import json
 import logging
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
 
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
+from detectron2.data.samplers import RepeatFactorTrainingSampler
 from detectron2.utils.file_io import PathManager
+
+from ..data.samplers import ClassBalancedSampler
 
 __all__ = [
     "ClassPrior",
@@ -30,6 +44,8 @@ __all__ = [
     "counts_from_lvis_json",
     "counts_from_metadata",
     "counts_from_dataset_dicts",
+    "sampler_image_weights",
+    "PRIOR_SAMPLERS",
     "sanitize_counts",
     "load_class_prior",
     "class_prior",
@@ -40,12 +56,15 @@ logger = logging.getLogger(__name__)
 
 PRIOR_SOURCES = ("json", "metadata", "dataset", "list")
 COUNT_KINDS = ("image_count", "instance_count")
+PRIOR_SAMPLERS = ("none", "train")  # MODEL.BALMS.PRIOR.SAMPLER
+# DATALOADER.SAMPLER_TRAIN values whose expected counts the sampler's prior knows
+SAMPLERS_WITH_PRIOR = ("TrainingSampler", "RepeatFactorTrainingSampler", "ClassBalancedSampler")
 
 
 @dataclass
 class ClassPrior:
     counts: torch.Tensor  # (K,) float64, finite and > 0
-    num_images: Optional[int]  # number of training images, None if the source does not say
+    num_images: Optional[float]  # training images (expected per sampler pass), None if the source does not say
 
     def image_freq(self):
         """``p_j = n_j / number of training images`` (the sigmoid variant's prior)."""
@@ -99,19 +118,42 @@ def counts_from_metadata(meta, count="image_count"):
     return counts, meta.get("num_images", None)
 
 
-def counts_from_dataset_dicts(dicts, num_classes, count="image_count"):
-    """Returns (counts, num_images) counted from detectron2 dataset dicts (contiguous ids)."""
+def counts_from_dataset_dicts(dicts, num_classes, count="image_count", weights=None):
+    """Returns (counts, num_images) counted from detectron2 dataset dicts (contiguous ids); with
+    ``weights`` ((N,) per image) every image counts ``weights[i]`` times and num_images is their sum."""
     _check_kind(count)
-    counts = torch.zeros(num_classes, dtype=torch.float64)
-    for d in dicts:
+    counts = [0.0] * num_classes
+    per_image = [1.0] * len(dicts) if weights is None else torch.as_tensor(weights, dtype=torch.float64).tolist()
+    if len(per_image) != len(dicts):
+        raise ValueError(f"{len(per_image)} image weights for {len(dicts)} images")
+    for d, w in zip(dicts, per_image):
         cats = [a["category_id"] for a in d.get("annotations", []) if not a.get("iscrowd", 0)]
         if count == "image_count":
             cats = set(cats)
         for c in cats:
             if not 0 <= c < num_classes:
                 raise ValueError(f"category_id {c} out of range for NUM_CLASSES={num_classes}")
-            counts[c] += 1
-    return counts, len(dicts)
+            counts[c] += w
+    return torch.tensor(counts, dtype=torch.float64), (len(dicts) if weights is None else sum(per_image))
+
+
+def sampler_image_weights(dicts, sampler, repeat_threshold=0.0, repeat_sqrt=True):
+    """(N,) float64 expected draws of each image of ``dicts`` per pass of the training ``sampler`` (a
+    ``DATALOADER.SAMPLER_TRAIN`` name): ``"TrainingSampler"`` 1 each; ``"RepeatFactorTrainingSampler"``
+    detectron2's own ``repeat_factors_from_category_frequency(dicts, repeat_threshold, sqrt=repeat_sqrt)``
+    (the sampler repeats image ``i`` ``floor(r_i)`` or ``ceil(r_i)`` times, ``r_i`` in expectation;
+    ``sqrt`` where the installed detectron2 has it); ``"ClassBalancedSampler"`` its
+    :meth:`~balms_det.data.samplers.ClassBalancedSampler.image_weights`."""
+    if sampler == "TrainingSampler":
+        return torch.ones(len(dicts), dtype=torch.float64)
+    if sampler == "RepeatFactorTrainingSampler":
+        fn = RepeatFactorTrainingSampler.repeat_factors_from_category_frequency
+        kw = {"sqrt": bool(repeat_sqrt)} if "sqrt" in inspect.signature(fn).parameters else {}
+        return fn(dicts, repeat_threshold, **kw).to(torch.float64)
+    if sampler == "ClassBalancedSampler":
+        return ClassBalancedSampler.image_weights(dicts)
+    raise ValueError(f"The sampler's prior (MODEL.BALMS.PRIOR.SAMPLER train) knows the samplers {SAMPLERS_WITH_PRIOR}, "
+                     f"not DATALOADER.SAMPLER_TRAIN {sampler!r}; set MODEL.BALMS.PRIOR.SAMPLER none")
 
 
 def _check_length(counts, num_classes, name):
@@ -202,8 +244,29 @@ def load_class_prior(
     return ClassPrior(counts=total, num_images=n_img)
 
 
+def _sampler_prior(names, sampler, count, num_classes, repeat_threshold, repeat_sqrt, filter_empty, min_count):
+    """The expected counts of one pass of ``sampler`` over the training dicts of ``names``."""
+    dicts = get_detection_dataset_dicts(list(names), filter_empty=filter_empty)
+    if num_classes is None:
+        raise ValueError("The sampler's prior needs num_classes")
+    weights = sampler_image_weights(dicts, sampler, repeat_threshold, repeat_sqrt)
+    raw, _ = counts_from_dataset_dicts(dicts, num_classes, count)
+    expected, n_img = counts_from_dataset_dicts(dicts, num_classes, count, weights)
+    what = sampler + (f" (threshold {repeat_threshold:g}{', sqrt' if repeat_sqrt else ''})"
+                      if sampler == "RepeatFactorTrainingSampler" else "")
+    order = sorted(range(num_classes), key=lambda c: (raw[c].item(), c))
+    show = order[-3:][::-1] + order[:3]
+    logger.info(
+        f"Class prior: expected {count} of one pass of {what} over the {len(dicts)} training images of "
+        f"{list(names)} ({n_img:.1f} images drawn per pass); raw -> sampler's, most and least frequent classes: "
+        + ", ".join(f"{c}: {raw[c].item():g} -> {expected[c].item():.1f}" for c in show)
+    )
+    return ClassPrior(sanitize_counts(expected, num_classes, min_count, name="+".join(names)), n_img)
+
+
 def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count="image_count",
-                num_classes=None, num_images=0, min_count=1.0, need_num_images=False) -> ClassPrior:
+                num_classes=None, num_images=0, min_count=1.0, need_num_images=False, sampler=None,
+                repeat_threshold=0.0, repeat_sqrt=True, filter_empty=True) -> ClassPrior:
     """
     The class prior with explicit arguments (Python configs: ``L(class_prior)(datasets="lvis_v1_train")``),
     the same sources, fallbacks and errors as ``MODEL.BALMS.PRIOR``:
@@ -212,8 +275,24 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
       ``1..K`` or sorted); else ``datasets`` (registered names) read by ``source`` (default "json":
       their metadata ``json_file``; "metadata"; "dataset": counted from their dicts);
     * ``num_images`` > 0 overrides the number of training images; with ``need_num_images`` (the sigmoid
-      variant), a source that does not give it falls back to the datasets' number of images.
+      variant), a source that does not give it falls back to the datasets' number of images;
+    * ``sampler``: the sampler's prior (``MODEL.BALMS.PRIOR.SAMPLER: train``, see the module doc): the
+      training sampler's name (``"RepeatFactorTrainingSampler"`` with ``repeat_threshold`` /
+      ``repeat_sqrt``, ``"ClassBalancedSampler"``; None or ``"TrainingSampler"``: the raw counts),
+      counted from the ``datasets``' dicts (``filter_empty`` as ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``).
     """
+    names = [datasets] if isinstance(datasets, str) else list(datasets)
+    if sampler not in (None, "none", "TrainingSampler"):
+        if json_file is not None or counts:
+            raise ValueError(f"The sampler's prior ({sampler}) counts the training images: it needs the registered "
+                             "training datasets, not json_file / counts (MODEL.BALMS.PRIOR.SOURCE list)")
+        if not names:
+            raise ValueError(f"The sampler's prior ({sampler}) needs the training datasets (DATASETS.TRAIN)")
+        if num_images > 0:
+            raise ValueError(f"MODEL.BALMS.PRIOR.NUM_IMAGES {num_images} with the sampler's prior ({sampler}): the "
+                             "sampler's prior counts the images drawn per pass itself; set NUM_IMAGES 0")
+        return _sampler_prior(names, sampler, count, num_classes, repeat_threshold, repeat_sqrt, filter_empty,
+                              min_count)
     if json_file is not None:
         c, n = counts_from_lvis_json(json_file, count)
         prior = ClassPrior(sanitize_counts(c, num_classes, min_count, name=json_file), n)
@@ -224,7 +303,6 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
         prior = load_class_prior(datasets, source=source, count=count, num_classes=num_classes,
                                  counts=list(counts or []), num_images=num_images, min_count=min_count)
     if need_num_images and not prior.num_images:
-        names = [datasets] if isinstance(datasets, str) else list(datasets)
         if json_file is not None or source == "list" or not names:
             raise ValueError("The sigmoid variant needs the number of training images (MODEL.BALMS.PRIOR.NUM_IMAGES, "
                              "num_images=) with this prior")
@@ -233,10 +311,17 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
 
 
 def class_prior_from_config(cfg, num_classes=None, need_num_images=False) -> ClassPrior:
-    """:func:`class_prior` with the ``MODEL.BALMS.PRIOR`` keys and ``DATASETS.TRAIN``."""
-    p = cfg.MODEL.BALMS.PRIOR
+    """:func:`class_prior` with the ``MODEL.BALMS.PRIOR`` keys and ``DATASETS.TRAIN`` (and, with
+    ``PRIOR.SAMPLER: train``, ``DATALOADER.SAMPLER_TRAIN`` / ``REPEAT_THRESHOLD`` / ``REPEAT_SQRT`` /
+    ``FILTER_EMPTY_ANNOTATIONS``)."""
+    p, loader = cfg.MODEL.BALMS.PRIOR, cfg.DATALOADER
+    if p.SAMPLER not in PRIOR_SAMPLERS:
+        raise ValueError(f"Unknown MODEL.BALMS.PRIOR.SAMPLER {p.SAMPLER!r}; expected one of {PRIOR_SAMPLERS}")
     return class_prior(
         list(cfg.DATASETS.TRAIN), source=p.SOURCE, count=p.COUNT,
         num_classes=num_classes if num_classes is not None else cfg.MODEL.ROI_HEADS.NUM_CLASSES,
         counts=list(p.COUNTS), num_images=p.NUM_IMAGES, min_count=p.MIN_COUNT, need_num_images=need_num_images,
+        sampler=loader.SAMPLER_TRAIN if p.SAMPLER == "train" else None,
+        repeat_threshold=loader.REPEAT_THRESHOLD, repeat_sqrt=loader.get("REPEAT_SQRT", True),
+        filter_empty=loader.FILTER_EMPTY_ANNOTATIONS,
     )

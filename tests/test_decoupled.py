@@ -23,7 +23,8 @@ from torch import nn
 from balms_det import add_balms_config
 from conftest import tiny_detection_inputs
 from balms_det.data.samplers import ClassBalancedSampler, build_balms_train_loader, class_balanced_repeat_factors
-from balms_det.modeling import ClassifierReinitHook, apply_decoupled, reinit_classifier
+from balms_det.engine import ClassifierReinitHook
+from balms_det.modeling import apply_decoupled, reinit_classifier
 from balms_det.modeling.decoupled import freeze_except, freeze_frozen_batchnorm
 
 torch.set_num_threads(1)
@@ -141,7 +142,40 @@ def test_reinit_hook_only_when_starting_fresh(cls_loss):
     assert cls.weight.abs().max() < 0.1
     bias = -math.log(999.0) if cls_loss == "sigmoid" else 0.0
     assert torch.allclose(cls.bias, torch.full_like(cls.bias, bias))
-    assert reinit_classifier(model) == 1
+    assert reinit_classifier(model) == [cls]
+
+
+def _crt_worker(rank, init_file, out_file):
+    import torch.multiprocessing  # noqa: F401
+    from detectron2.utils.env import seed_all_rng
+
+    from balms_det.engine import create_ddp_model
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    cfg = tiny_cfg()
+    model = create_ddp_model(apply_decoupled(build_model(cfg), cfg), broadcast_buffers=False)
+    seed_all_rng(10 + rank)  # detectron2's default_setup seeds rank r with seed + r
+    hook = ClassifierReinitHook()
+    hook.trainer = SimpleNamespace(model=model, start_iter=0, iter=0)
+    hook.before_train()
+    torch.save({k: v for k, v in model.module.state_dict().items() if "cls_score" in k}, f"{out_file}.{rank}")
+    from conftest import end_gloo_worker
+
+    end_gloo_worker()
+
+
+def test_crt_reinit_is_the_same_on_every_ddp_rank(tmp_path):
+    """cRT under DDP: the hook runs after the model is wrapped (DDP broadcast the parameters then) and
+    every rank has its own random stream: the ranks must still end with bit-identical classifiers."""
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "cls")
+    mp.start_processes(_crt_worker, args=(str(tmp_path / "init"), out), nprocs=2, start_method="spawn")
+    a, b = torch.load(f"{out}.0"), torch.load(f"{out}.1")
+    assert sorted(a) == ["roi_heads.box_predictor.cls_score.bias", "roi_heads.box_predictor.cls_score.weight"]
+    assert all(torch.equal(a[k], b[k]) for k in a), {k: (a[k] - b[k]).abs().max().item() for k in a}
+    assert a["roi_heads.box_predictor.cls_score.weight"].std() > 0.005  # re-initialised, N(0, 0.01)
 
 
 def _long_tailed_dicts():

@@ -39,9 +39,8 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, losses, evaluators
-from balms_det.engine import MetaReweighterHook, create_ddp_model
+from balms_det.engine import ClassifierReinitHook, MetaReweighterHook, create_ddp_model
 from balms_det.engine.meta_reweighter_hook import meta_reweighted_predictors
-from balms_det.modeling import ClassifierReinitHook
 from balms_det.modeling.decoupled import freeze_for_decoupled
 
 logger = logging.getLogger("balms_det")

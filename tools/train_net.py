@@ -22,9 +22,9 @@ from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, evaluators
 from balms_det.data.samplers import build_balms_train_loader
-from balms_det.engine import MetaReweighterHook, build_config, cpu_ddp_support
+from balms_det.engine import ClassifierReinitHook, MetaReweighterHook, build_config, cpu_ddp_support
 from balms_det.evaluation import build_lvis_evaluator
-from balms_det.modeling import ClassifierReinitHook, apply_decoupled
+from balms_det.modeling import apply_decoupled
 
 
 class Trainer(DefaultTrainer):

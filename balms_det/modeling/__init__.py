@@ -34,4 +34,4 @@ from .roi_heads import (  # registers heads
     LongTailCascadeROIHeads,
     LongTailROIHeads,
 )
-from .decoupled import ClassifierReinitHook, apply_decoupled, freeze_for_decoupled, reinit_classifier
+from .decoupled import apply_decoupled, freeze_for_decoupled, reinit_classifier

@@ -9,12 +9,12 @@
   their stage-1 statistics whatever ``model.train()`` does.
 
 Re-initialising the classifier (cRT, ``REINIT_CLASSIFIER``) must happen *after* the stage-1 weights
-are loaded, and only when starting fresh (not on ``--resume``): that is :class:`ClassifierReinitHook`.
+are loaded, and only when starting fresh (not on ``--resume``): that is
+:class:`~balms_det.engine.ClassifierReinitHook`, which calls :func:`reinit_classifier`.
 """
 import logging
 import re
 
-from detectron2.engine import HookBase
 from detectron2.layers import FrozenBatchNorm2d
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from torch import nn
@@ -28,7 +28,6 @@ __all__ = [
     "freeze_for_decoupled",
     "apply_decoupled",
     "reinit_classifier",
-    "ClassifierReinitHook",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,26 +93,15 @@ def freeze_for_decoupled(model, trainable=DEFAULT_TRAINABLE, freeze_bn=True):
 
 
 def reinit_classifier(model):
-    """Re-initialise ``cls_score`` of every box predictor (cRT). Returns the number re-initialised."""
-    n = 0
+    """Re-initialise ``cls_score`` of every box predictor (cRT). Returns the re-initialised classifiers."""
+    classifiers = []
     for module in _unwrap(model).modules():
         if isinstance(module, LongTailOutputLayers):
             module.reset_classifier()
-            n += 1
         elif isinstance(module, FastRCNNOutputLayers):  # stock predictor: detectron2's own init
             nn.init.normal_(module.cls_score.weight, std=0.01)
             nn.init.constant_(module.cls_score.bias, 0.0)
-            n += 1
-    return n
-
-
-class ClassifierReinitHook(HookBase):
-    """Re-initialises the classifier before training, only when starting fresh (``start_iter == 0``):
-    after ``MODEL.WEIGHTS`` are loaded, and never on ``--resume``."""
-
-    def before_train(self):
-        if getattr(self.trainer, "start_iter", self.trainer.iter) == 0:
-            n = reinit_classifier(self.trainer.model)
-            logger.info(f"Re-initialised {n} classifier(s) before decoupled training (cRT).")
         else:
-            logger.info("Resuming: classifier not re-initialised.")
+            continue
+        classifiers.append(module.cls_score)
+    return classifiers

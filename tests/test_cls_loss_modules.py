@@ -92,6 +92,11 @@ def test_checkpoint_from_before_the_modules_loads_with_its_state(case):
     assert not [k for k in incompatible.missing_keys if "box_predictor" in k], incompatible.missing_keys
     pred = model.roi_heads.box_predictor
     state = pred.state_dict()
+    if pred.meta_reweighter is not None:  # its version-1 buffers: now its training state, out of the state_dict
+        training = pred.meta_reweighter.training_state()
+        state.update({f"meta_reweighter.{k}": v for k, v in training.items() if k != "bank"})
+        state.update({f"meta_reweighter.bank.{k}": v for k, v in training["bank"].items()})
+        assert not [k for k in pred.state_dict() if "meta_reweighter" in k]
     prefix = "roi_heads.box_predictor."
     legacy = dict(pred.cls_loss.legacy_buffers)
     for key, value in ckpt.items():

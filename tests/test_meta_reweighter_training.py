@@ -428,12 +428,19 @@ def test_train_net_logs_scalars_and_writes_meta_weights(balms_run):
     for m in logged:
         assert {f"meta/w_mean_{g}" for g in groups} | {"meta/w_min", "meta/w_max"} <= set(m)
         assert 0 < m["meta/w_min"] <= m["meta/w_max"] < 1 and m["meta/loss"] > 0
-    final = torch.load(out / "model_final.pth", map_location="cpu")["model"]
-    theta = final["roi_heads.box_predictor.meta_reweighter.theta"]
+    final = torch.load(out / "model_final.pth", map_location="cpu")
+    theta = _hook_state(final)["theta"]
     assert len(rows) == 40 and [r["theta"] for r in rows] == pytest.approx(theta.tolist(), abs=0)
     assert os.path.getsize(out / "meta_weights.png") > 10_000 and os.path.isfile(out / "meta_weights.csv")
-    assert "Some model parameters or buffers are not found" in log  # stage 1 has no theta: it starts at 0
-    assert "meta_reweighter.{adam_exp_avg, adam_exp_avg_sq, adam_step, theta}" in log
+    # training state is the hook's: nothing of it in the model, no bank in the final checkpoint
+    assert not [k for k in final["model"] if "meta_reweighter" in k] and "bank" not in _hook_state(final)
+    # nothing of it reported missing from the stage-1 weights (as "meta_reweighter.{adam_exp_avg, ...}" was)
+    assert "meta_reweighter.{" not in log and "meta_reweighter.theta" not in log
+
+
+def _hook_state(checkpoint, predictor="roi_heads.box_predictor"):
+    """The meta reweighter's training state in a checkpoint written by the trainer (its hook's)."""
+    return checkpoint["trainer"]["hooks"]["MetaReweighterHook"]["reweighters"][predictor]
 
 
 def test_resume_restores_theta_adam_and_bank_bit_for_bit(balms_run, datasets_dir):
@@ -444,12 +451,13 @@ def test_resume_restores_theta_adam_and_bank_bit_for_bit(balms_run, datasets_dir
     trainer = _trainer(datasets_dir, "MODEL.WEIGHTS", weights, "OUTPUT_DIR", str(out))
     trainer.resume_or_load(resume=True)
     assert trainer.start_iter == 2
-    state = trainer.model.state_dict()
-    keys = [k for k in saved["model"] if "meta_reweighter" in k]
-    assert len(keys) == 7 and saved["model"]["roi_heads.box_predictor.meta_reweighter.adam_step"].item() == 1
-    for k in keys:
-        assert torch.equal(state[k], saved["model"][k]), k
-    assert saved["model"]["roi_heads.box_predictor.meta_reweighter.bank.count"][:-1].sum() > 0
+    state = trainer.model.roi_heads.box_predictor.meta_reweighter.training_state()
+    expected = _hook_state(saved)
+    assert expected["adam_step"].item() == 1 and expected["bank"]["count"][:-1].sum() > 0
+    for k in ("theta", "adam_exp_avg", "adam_exp_avg_sq", "adam_step"):
+        assert torch.equal(state[k], expected[k]), k
+    for k in ("features", "count", "ptr"):
+        assert torch.equal(state["bank"][k], expected["bank"][k]), k
 
     fresh = _trainer(datasets_dir, "MODEL.WEIGHTS", weights, "OUTPUT_DIR", str(root / "fresh"))
     fresh.resume_or_load(resume=False)  # a stage-1 checkpoint has no theta: start from 0
@@ -465,8 +473,7 @@ def test_meta_source_images_through_train_net_with_its_loader(balms_run, dataset
                      "MODEL.BALMS.META_REWEIGHTER.META_SOURCE", "images", "MODEL.WEIGHTS", weights,
                      "OUTPUT_DIR", str(tmp_path)], datasets_dir)
     assert re.search(r"Meta loader: class-balanced repeat factors, min [0-9.]+ / max [0-9.]+", proc.stdout), proc.stdout
-    theta = torch.load(tmp_path / "model_final.pth", map_location="cpu")["model"][
-        "roi_heads.box_predictor.meta_reweighter.theta"]
+    theta = _hook_state(torch.load(tmp_path / "model_final.pth", map_location="cpu"))["theta"]
     assert theta.abs().sum() > 0
     with open(tmp_path / "metrics.json") as f:
         assert [m for m in map(json.loads, f) if m.get("meta/loss", 0) > 0]

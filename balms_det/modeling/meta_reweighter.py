@@ -42,7 +42,7 @@ from torch import nn
 from torch.func import functional_call, jvp, vjp
 from torch.nn import functional as F
 
-from .roi_feature_bank import ROIFeatureBank
+from .roi_feature_bank import ROIFeatureBank, copy_state
 
 __all__ = [
     "SGDRule",
@@ -247,9 +247,13 @@ class _StepInputs:
 
 class MetaReweighter(nn.Module):
     """
-    The state of one box predictor's Meta Reweighter: ``theta``, its Adam moments and step count
-    (buffers: saved in checkpoints, restored on ``--resume``; a stage-1 checkpoint has none, so
-    stage 2 starts from ``theta = 0``), and the meta batch source.
+    The state of one box predictor's Meta Reweighter: ``theta``, its Adam moments and step count, and
+    the meta batch source. They are training state, not model state: non-persistent buffers (they
+    follow the module's device, and are not in its ``state_dict``, so a deployed model carries none of
+    them), checkpointed with the trainer by :class:`~balms_det.engine.MetaReweighterHook`
+    (:meth:`training_state` / :meth:`load_training_state`) and restored on ``--resume``; a fresh stage 2
+    starts from ``theta = 0``. Checkpoints written before (version 1) kept them in the model's
+    ``state_dict``: loading one moves them here (:meth:`_load_from_state_dict`).
 
     Every training iteration the trainer's :class:`~balms_det.engine.MetaReweighterHook` calls
     :meth:`prepare` (iteration, the optimizer's SGD rule, whether a meta step is due); the box
@@ -297,16 +301,46 @@ class MetaReweighter(nn.Module):
         self.meta_rois = int(meta_rois)
         self.meta_loss = meta_loss
         self.on_nonfinite = on_nonfinite
-        self.register_buffer("theta", torch.zeros(num_classes))
-        self.register_buffer("adam_exp_avg", torch.zeros(num_classes))
-        self.register_buffer("adam_exp_avg_sq", torch.zeros(num_classes))
-        self.register_buffer("adam_step", torch.zeros(()))
+        for name, shape in (("theta", num_classes), ("adam_exp_avg", num_classes), ("adam_exp_avg_sq", num_classes),
+                            ("adam_step", ())):
+            self.register_buffer(name, torch.zeros(shape), persistent=False)
         self.register_buffer("last_meta_loss", torch.tensor(float("nan")), persistent=False)
         self.register_buffer("last_hypergrad", torch.zeros(num_classes), persistent=False)
         self.bank = ROIFeatureBank(num_classes, feature_dim, bank_per_class, bank_background) if source == "bank" else None
         self.capturing = False  # set by the hook while it runs the meta images (source "images")
         self._inputs = None
         self._captured = None
+
+    # 2: theta, the Adam state and the bank left the state_dict (training state, checkpointed by the hook)
+    _version = 2
+    STATE = ("theta", "adam_exp_avg", "adam_exp_avg_sq", "adam_step")
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """A version-1 state_dict (checkpoints written before version 2, or without version) holds the
+        training state as model buffers: move it into this module's training state."""
+        if (local_metadata or {}).get("version", 1) < 2:
+            for name in self.STATE:
+                if prefix + name in state_dict:
+                    copy_state(getattr(self, name), state_dict.pop(prefix + name), name)
+            bank = {k: state_dict.pop(f"{prefix}bank.{k}") for k in ROIFeatureBank.STATE
+                    if f"{prefix}bank.{k}" in state_dict}
+            if self.bank is not None and len(bank) == len(ROIFeatureBank.STATE):
+                self.bank.load_state(bank)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
+
+    def training_state(self, with_bank=True):
+        """theta, the Adam state and (``with_bank``) the ROI feature bank: CPU copies, for a checkpoint."""
+        state = {k: getattr(self, k).detach().cpu().clone() for k in self.STATE}
+        if with_bank and self.bank is not None:
+            state["bank"] = self.bank.state()
+        return state
+
+    def load_training_state(self, state):
+        """Restore :meth:`training_state` (a state without ``bank`` leaves the bank as it is)."""
+        for k in self.STATE:
+            copy_state(getattr(self, k), state[k], k)
+        if state.get("bank") is not None and self.bank is not None:
+            self.bank.load_state(state["bank"])
 
     def class_weights(self):
         """``w = sigmoid(theta)``, (K,)."""

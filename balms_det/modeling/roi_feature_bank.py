@@ -7,12 +7,22 @@ and the last ``background`` background features (one flat buffer, one ring per l
 a batch is a handful of tensor operations whatever the number of classes). :meth:`sample` draws a
 meta batch without a second forward pass: foreground ROIs class-balanced (a class uniformly among
 the classes the bank holds, then one of its stored features uniformly), background ROIs uniformly.
-The buffers are saved in checkpoints, so ``--resume`` continues with the same bank.
+Its buffers are training state, not part of the model's ``state_dict``: the
+:class:`~balms_det.engine.MetaReweighterHook` checkpoints them (:meth:`state` / :meth:`load_state`) with
+the trainer, so ``--resume`` continues with the same bank and a deployed model carries none of it.
 """
 import torch
 from torch import nn
 
-__all__ = ["ROIFeatureBank"]
+__all__ = ["ROIFeatureBank", "copy_state"]
+
+
+def copy_state(buf, value, name):
+    """``buf.copy_(value)`` after a shape check whose error names the state entry ``name``."""
+    if tuple(value.shape) != tuple(buf.shape):
+        raise ValueError(f"Meta reweighter training state {name!r} has shape {tuple(value.shape)}, this model's "
+                         f"{tuple(buf.shape)} (another number of classes, feature size or bank size)")
+    buf.copy_(value)
 
 
 def _uniform_below(n):
@@ -36,9 +46,20 @@ class ROIFeatureBank(nn.Module):
         capacity = torch.tensor([per_class] * num_classes + [background])
         self.register_buffer("capacity", capacity, persistent=False)  # ring size per label
         self.register_buffer("offset", capacity.cumsum(0) - capacity, persistent=False)  # ring start
-        self.register_buffer("features", torch.zeros(int(capacity.sum()), feature_dim))
-        self.register_buffer("count", torch.zeros(num_classes + 1, dtype=torch.long))  # filled slots
-        self.register_buffer("ptr", torch.zeros(num_classes + 1, dtype=torch.long))  # next write
+        self.register_buffer("features", torch.zeros(int(capacity.sum()), feature_dim), persistent=False)
+        self.register_buffer("count", torch.zeros(num_classes + 1, dtype=torch.long), persistent=False)  # filled slots
+        self.register_buffer("ptr", torch.zeros(num_classes + 1, dtype=torch.long), persistent=False)  # next write
+
+    STATE = ("features", "count", "ptr")
+
+    def state(self):
+        """The bank's contents (CPU copies), for a training checkpoint."""
+        return {k: getattr(self, k).detach().cpu().clone() for k in self.STATE}
+
+    def load_state(self, state):
+        """Restore :meth:`state`'s contents (shapes must match: the same K, D and ring sizes)."""
+        for k in self.STATE:
+            copy_state(getattr(self, k), state[k], f"bank.{k}")
 
     @torch.no_grad()
     def add(self, features, labels):

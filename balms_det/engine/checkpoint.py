@@ -8,11 +8,12 @@
   same way, after the checkpoint. Paths with a URI scheme (``scheme://``) keep fvcore's direct writes.
 * ``resume_or_load(path, resume=True)`` loads the file named by ``last_checkpoint`` as detectron2 does; when
   that file is missing, empty or cannot be read (truncated, corrupt), it falls back to the furthest-trained
-  checkpoint of the folder that can be read: every ``*.pth`` there, ordered by the iteration stored in it
-  (newest first; ties, and files without one, by modification time). Each skipped file is logged with the
-  reason; when none can be read, a one-line ``FileNotFoundError`` names the folder.
+  checkpoint of the folder that can be read: every other ``*.pth`` there that holds a training iteration,
+  ordered by that iteration (highest first; ties by modification time, newest first). Each skipped file is
+  logged with the reason; when none can be read, a one-line ``FileNotFoundError`` names the folder. A file
+  that reads but does not fit the model or its optimizer stops the resume as in detectron2 (then the
+  configuration, not the file, is at fault).
 """
-import logging
 import os
 import secrets
 
@@ -20,8 +21,6 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 __all__ = ["AtomicCheckpointer", "CheckpointReadError", "atomic_write"]
-
-logger = logging.getLogger(__name__)
 
 
 class CheckpointReadError(RuntimeError):
@@ -188,8 +187,8 @@ class AtomicCheckpointer(DetectionCheckpointer):
         self.logger.warning(f"Not resuming from {what} {path}: {reason}")
 
     def _resume_candidates(self, skip):
-        """The folder's other readable ``*.pth`` files, furthest-trained first; unreadable ones are
-        logged and left out."""
+        """The folder's other readable ``*.pth`` training checkpoints, furthest-trained first; the others
+        are logged and left out."""
         found = []
         for name in sorted(os.listdir(self.save_dir)):
             path = os.path.join(self.save_dir, name)
@@ -203,8 +202,11 @@ class AtomicCheckpointer(DetectionCheckpointer):
                     iteration = _stored_iteration(_peek(path))
                 except Exception as e:
                     why = f"unreadable ({_first_line(e)})"
+                else:
+                    if iteration is None:
+                        why = "it holds no training iteration (weights only, not a training checkpoint)"
             if why is not None:
                 self._skip(path, why)
                 continue
-            found.append((-1 if iteration is None else iteration, os.path.getmtime(path), path))
+            found.append((iteration, os.path.getmtime(path), path))
         return [path for _, _, path in sorted(found, reverse=True)]

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 from detectron2.engine import (
     AMPTrainer,
@@ -39,7 +38,8 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, losses, evaluators
-from balms_det.engine import ClassifierReinitHook, MetaReweighterHook, create_ddp_model
+from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, create_ddp_model,
+                              hold_output_dir)
 from balms_det.engine.meta_reweighter_hook import meta_reweighted_predictors
 from balms_det.modeling.decoupled import freeze_for_decoupled
 
@@ -81,7 +81,7 @@ def do_train(args, cfg):
     train_loader = instantiate(cfg.dataloader.train)
     model = create_ddp_model(model, **cfg.train.ddp)  # balms_det's: also a CPU (gloo) model
     trainer = (AMPTrainer if cfg.train.amp.enabled else SimpleTrainer)(model, train_loader, optim)
-    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    checkpointer = AtomicCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     meta_hook = meta_reweighter_hook(cfg, model)
     decoupled = cfg.get("decoupled", None) or {}
     trainer.register_hooks([
@@ -107,7 +107,7 @@ def main(args):
     if args.eval_only:
         model = build_model(cfg)
         model = create_ddp_model(model)
-        DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
+        AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
         res = do_test(cfg, model)
         if comm.is_main_process():  # as a training run's final evaluation: one line of metrics.json
             with open(os.path.join(cfg.train.output_dir, "metrics.json"), "a") as f:
@@ -119,5 +119,7 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    output_dir = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts).train.output_dir
+    with hold_output_dir(output_dir, enabled=args.machine_rank == 0):  # one run per train.output_dir
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))

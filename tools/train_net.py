@@ -13,7 +13,6 @@ import json
 import logging
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.evaluation.testing import flatten_results_dict
@@ -22,7 +21,8 @@ from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, evaluators
 from balms_det.data.samplers import build_balms_train_loader
-from balms_det.engine import ClassifierReinitHook, MetaReweighterHook, build_config, cpu_ddp_support
+from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, build_config,
+                              cpu_ddp_support, hold_output_dir)
 from balms_det.evaluation import build_lvis_evaluator
 from balms_det.modeling import apply_decoupled
 
@@ -47,6 +47,8 @@ class Trainer(DefaultTrainer):
         return build_lvis_evaluator(cfg, dataset_name, output_folder)  # TEST.LVIS_EVAL.*
 
     def build_hooks(self):
+        # (called by DefaultTrainer.__init__ right after it made self.checkpointer: the hooks get this one)
+        self.checkpointer = AtomicCheckpointer.from_checkpointer(self.checkpointer)  # atomic saves, safe resume
         hooks = super().build_hooks()
         if self.cfg.MODEL.BALMS.META_REWEIGHTER.ENABLED:  # BALMS: after IterationTimer, before writers
             hooks.insert(1, MetaReweighterHook(self.cfg))
@@ -67,7 +69,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        AtomicCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         res = Trainer.test(cfg, model)
@@ -89,11 +91,13 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     logging.getLogger(__name__).info("Command Line Args: %s", args)
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    output_dir = build_config(args.config_file, args.opts).OUTPUT_DIR
+    with hold_output_dir(output_dir, enabled=args.machine_rank == 0):  # one run per OUTPUT_DIR
+        launch(
+            main,
+            args.num_gpus,
+            num_machines=args.num_machines,
+            machine_rank=args.machine_rank,
+            dist_url=args.dist_url,
+            args=(args,),
+        )

@@ -1,6 +1,10 @@
-"""Entry-point helpers shared by tools/ and user scripts (config loading, CPU DDP, the meta reweighter hook)."""
+"""Entry-point helpers shared by tools/ and user scripts (config loading, CPU DDP, the training hooks,
+atomic checkpoints with a safe resume, one run per output folder)."""
+from .checkpoint import AtomicCheckpointer
 from .classifier_reinit import ClassifierReinitHook
 from .defaults import build_config, cpu_ddp_support, create_ddp_model, merge_config
 from .meta_reweighter_hook import MetaReweighterHook
+from .run_lock import OutputDirInUseError, RunLock, hold_output_dir
 
-__all__ = ["ClassifierReinitHook", "build_config", "cpu_ddp_support", "create_ddp_model", "merge_config", "MetaReweighterHook"]
+__all__ = ["AtomicCheckpointer", "ClassifierReinitHook", "build_config", "cpu_ddp_support", "create_ddp_model",
+           "merge_config", "MetaReweighterHook", "OutputDirInUseError", "RunLock", "hold_output_dir"]

@@ -8,6 +8,8 @@ TRAINING images of each class and LVIS's rule: rare 1-10 images, common 11-100, 
 from dataclasses import dataclass
 from typing import Optional
 
+from .errors import AnnotationFileError
+
 LVIS_THRESHOLDS = (10, 100)
 FREQUENCIES = ("r", "c", "f")
 
@@ -91,3 +93,24 @@ def image_counts_from_dataset(dataset):
         if not a.get("iscrowd", 0):
             images_of.setdefault(int(a["category_id"]), set()).add(a["image_id"])
     return {c: len(imgs) for c, imgs in images_of.items()}
+
+
+def read_training_counts(path):
+    """(image_counts, count_source, categories) of a training annotation file: its images per
+    class (:func:`image_counts_from_dataset`), where they come from, and its categories ({id:
+    category dict}). Raises
+    :class:`~.errors.JSONFileError` / :class:`~.errors.AnnotationFileError` (``<path>: ...``) for
+    a file that cannot be read or is not a COCO/LVIS annotation file (the fields the counts read:
+    see :func:`~.validation.check_annotation_dataset`, ``geometry=False``)."""
+    from .results_io import load_json
+    from .validation import check_annotation_dataset
+
+    train = load_json(path, "training annotation")
+    _, categories, annotations = check_annotation_dataset(train, path, geometry=False)
+    counted = all("image_count" in c for c in categories)
+    if not counted and annotations is None:
+        raise AnnotationFileError(f"{path}: no 'annotations' to count training images per class from, and not every "
+                                  "category has an 'image_count'; give the training set's annotation file")
+    how = "its categories' image_count" if counted else "counted from its annotations"
+    return (image_counts_from_dataset(train), f"training images per class in {path} ({how})",
+            {c["id"]: c for c in categories})

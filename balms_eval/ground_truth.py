@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from .errors import AnnotationFileError
-from .groups import LVIS_THRESHOLDS, frequency_groups, needs_counts
+from .groups import LVIS_THRESHOLDS, check_count_categories, frequency_groups, needs_counts
 from .validation import FEDERATED_KEYS, check_annotation_dataset, check_hotcoco_ground_truth
 
 BACKENDS = ("fast", "lvis")
@@ -51,6 +51,10 @@ class LVISGroundTruth:
         image_counts: {category id: training images}: the groups of categories without an LVIS
             ``frequency``, and the per-class outputs' counts. ``count_source`` says where they come from.
             Or a function returning (image_counts, count_source), called only when the groups need it.
+        count_categories: the categories ({id: category dict}) ``image_counts`` (a dict) were taken
+            over, e.g. a training file's, named ``count_file`` in the errors: the evaluated categories
+            must be among them (:func:`~.groups.check_count_categories`); None: not checked, a
+            category without a count counts 0.
         thresholds: (rare_max, common_max) training images, for groups made from ``image_counts``.
         missing_counts_hint: the end of the error raised when groups are needed and no counts given.
 
@@ -61,7 +65,8 @@ class LVISGroundTruth:
     """
 
     def __init__(self, annotations, backend="fast", *, image_counts=None, count_source=None,
-                 thresholds=LVIS_THRESHOLDS, missing_counts_hint="pass image_counts (training images per category)"):
+                 thresholds=LVIS_THRESHOLDS, missing_counts_hint="pass image_counts (training images per category)",
+                 count_categories=None, count_file="the training counts"):
         if backend not in BACKENDS:
             raise ValueError(f"Unknown LVIS evaluation backend {backend!r}; expected one of {BACKENDS}")
         self.backend = backend
@@ -89,6 +94,9 @@ class LVISGroundTruth:
         self.groups = None
         if callable(image_counts):  # deferred (it may load a training set): only if the groups need it
             image_counts, count_source = image_counts() if needs_counts(self.categories) else (None, None)
+        elif image_counts is not None and count_categories is not None:
+            image_counts = check_count_categories(self.categories, image_counts, count_categories, count_file,
+                                                  self.name)
         if self.num_annotations or not needs_counts(self.categories):
             self.groups = frequency_groups(self.categories, image_counts, count_source, thresholds,
                                           missing_counts_hint)

@@ -11,7 +11,9 @@ federated fields is scored by LVIS's rules, other ground truth exhaustively (COC
 --output, writes DIR/metrics.json ({"bbox": {"AP": .., "APr": .., ...}, "segm": {...}}) and
 DIR/per_class_ap.{json,csv,png}. An input file that cannot be used (missing, unreadable, not JSON,
 not a COCO/LVIS annotation file, an invalid detection) ends the run with exit status 1 and one line,
-"error: <file>: <what is wrong>". Imports neither torch nor detectron2 (balms_eval only).
+"error: <file>: <what is wrong>"; so does a --train-gt without some of the ground truth's categories
+when the groups come from its counts (with LVIS's 'frequency' groups: a warning, and those classes'
+counts left out). Imports neither torch nor detectron2 (balms_eval only).
 """
 import argparse
 import json
@@ -35,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--train-gt", default=None,
                    help="training annotation file: its categories' image_count, or else images per class counted "
                         "from its annotations, group categories without an LVIS 'frequency' into rare/common/"
-                        "frequent and are the per-class x-axis (default: the image_count of --gt, i.e. val counts)")
+                        "frequent and are the per-class x-axis (default: the image_count of --gt, i.e. val counts); "
+                        "it must list every category of --gt, under the same names")
     p.add_argument("--frequency-thresholds", nargs=2, type=int, default=[10, 100], metavar=("RARE_MAX", "COMMON_MAX"),
                    help="training images per class: rare <= RARE_MAX < common <= COMMON_MAX < frequent (LVIS: 10 100); "
                         "used for categories without an LVIS 'frequency'")
@@ -66,8 +69,10 @@ def main(argv=None):
     iou_types = args.iou_type or (["bbox"] + (["segm"] if results and all(
         "segmentation" in r for r in results if isinstance(r, dict)) else []))
     try:
-        counts, count_source, _ = read_training_counts(args.train_gt) if args.train_gt else (None, None, None)
+        counts, count_source, count_categories = (read_training_counts(args.train_gt) if args.train_gt
+                                                  else (None, None, None))
         gt = LVISGroundTruth(args.gt, args.backend, image_counts=counts, count_source=count_source,
+                             count_categories=count_categories, count_file=args.train_gt,
                              thresholds=args.frequency_thresholds,
                              missing_counts_hint="pass --train-gt TRAIN.json (a COCO/LVIS-format training file)")
         res = evaluate(gt, results, iou_types, max_dets_per_image=args.max_dets)

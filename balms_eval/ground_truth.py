@@ -100,6 +100,11 @@ class LVISGroundTruth:
         if self.num_annotations or not needs_counts(self.categories):
             self.groups = frequency_groups(self.categories, image_counts, count_source, thresholds,
                                           missing_counts_hint)
+        if backend == "lvis" and self.labelling == "federated" and self.groups and needs_counts(self.categories):
+            # lvis-api reads every category's "frequency" (for its own APr/APc/APf, not used here):
+            # the groups, where categories have none (in the api's index only, not self.categories)
+            for c, cat in self.categories.items():
+                self.api.cats[c] = dict(cat, frequency=self.groups.of[c])
         self.key_stride = max(self.categories, default=0) + 1
         if backend == "fast":  # what every fast evaluation reads, built with the ground truth
             self.scored_keys, self.annotated_category_ids = _federated_index(

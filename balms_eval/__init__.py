@@ -6,20 +6,24 @@ One way through (evaluate.py): read -> columns -> check -> federated / exhaustiv
 (hotcoco, or the references lvis-api / pycocotools) -> metrics.
 """
 from .columns import Masks, ResultColumns
-from .errors import LVISResultsError
+from .errors import AnnotationFileError, InputFileError, JSONFileError, LVISResultsError
 from .evaluate import IOU_TYPES, LVIS_MAX_DETS_PER_IMAGE, evaluate, evaluate_lvis
 from .ground_truth import BACKENDS, LVISGroundTruth
-from .groups import LVIS_THRESHOLDS, FrequencyGroups, frequency_groups, image_counts_from_dataset
+from .groups import (LVIS_THRESHOLDS, FrequencyGroups, frequency_groups, image_counts_from_dataset,
+                     read_training_counts)
 from .metrics import METRICS, LVISEvalResult
 from .reading import read_results
 
 __all__ = [
+    "AnnotationFileError",
     "BACKENDS",
     "IOU_TYPES",
     "LVIS_MAX_DETS_PER_IMAGE",
     "LVIS_THRESHOLDS",
     "METRICS",
     "FrequencyGroups",
+    "InputFileError",
+    "JSONFileError",
     "LVISEvalResult",
     "LVISGroundTruth",
     "LVISResultsError",
@@ -30,4 +34,5 @@ __all__ = [
     "frequency_groups",
     "image_counts_from_dataset",
     "read_results",
+    "read_training_counts",
 ]

@@ -7,7 +7,7 @@ import logging
 
 from .backends import evaluate_fast, evaluate_reference
 from .columns import ResultColumns
-from .errors import LVISResultsError
+from .errors import AnnotationFileError, LVISResultsError
 from .filtering import evaluated_index
 from .metrics import LVISEvalResult, no_detections_result, summarize
 from .reading import read_results
@@ -40,14 +40,18 @@ def evaluate(gt, results, iou_types=IOU_TYPES, *, max_dets_per_image=LVIS_MAX_DE
         if iou_type in iou_types and not have:
             raise LVISResultsError(f"{iou_type} evaluation needs {'boxes' if iou_type == 'bbox' else 'masks'}; "
                                    "the detections have none")
+    if "segm" in iou_types and gt.without_mask is not None:
+        raise AnnotationFileError(f"{gt.name}: {gt.without_mask} has no mask ('segmentation' absent, null or []): "
+                                  "segm evaluation needs one for every ground-truth instance; evaluate bbox only")
     if check:
         check_results(columns, gt.images, gt.categories, iou_types)
     if len(columns) == 0:
         logger.warning("The results list is empty: no detections to evaluate for %s; every metric is NaN.",
                        ", ".join(iou_types))
         return {t: no_detections_result(t) for t in iou_types}
-    if gt.groups is None:
-        raise ValueError("The ground truth has no annotations: nothing to evaluate against")
+    if gt.num_annotations == 0:  # (the checks above passed: the detections are on its images)
+        raise AnnotationFileError(f"{gt.name}: no annotations (an image-info or test-set file?): nothing to "
+                                  "evaluate the detections against; give the annotated split's file")
     if gt.backend == "fast":
         indexes = {t: evaluated_index(gt, columns, t, max_dets) for t in iou_types}
         if len(gt.annotated_category_ids) == 0:

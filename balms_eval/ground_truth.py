@@ -17,12 +17,12 @@ import os
 
 import numpy as np
 
-from .groups import LVIS_THRESHOLDS, frequency_groups, needs_counts
-from .validation import check_ground_truth
+from .errors import AnnotationFileError
+from .groups import LVIS_THRESHOLDS, check_count_categories, frequency_groups, needs_counts
+from .validation import FEDERATED_KEYS, check_annotation_dataset, check_hotcoco_ground_truth
 
 BACKENDS = ("fast", "lvis")
 LABELLINGS = ("federated", "exhaustive")
-FEDERATED_KEYS = ("neg_category_ids", "not_exhaustive_category_ids")
 
 
 def labelling_of(images):
@@ -37,8 +37,11 @@ class LVISGroundTruth:
         backend: "fast" (hotcoco) or "lvis" (the references: lvis-api for federated ground truth,
             pycocotools' COCOeval for exhaustive).
         api: the backend's dataset object (``hotcoco.COCO``, ``lvis.LVIS`` or pycocotools' ``COCO``).
+        name: the annotation file's path ("the ground-truth dict" when given a dict), as the errors name it.
         images: {image id: image dict}; categories: {category id: category dict}.
         num_annotations: number of ground-truth instances (0 for a test-set file).
+        without_mask: the first annotation without a mask ("segmentation" absent, null or []), which
+            segm evaluation cannot score (reference backend; None for the fast one, which reads the box).
         labelling: "federated" or "exhaustive" (module doc).
         groups: the categories' :class:`~.groups.FrequencyGroups` (None for a file without annotations
             whose categories have no frequency: nothing to evaluate).
@@ -48,35 +51,60 @@ class LVISGroundTruth:
         image_counts: {category id: training images}: the groups of categories without an LVIS
             ``frequency``, and the per-class outputs' counts. ``count_source`` says where they come from.
             Or a function returning (image_counts, count_source), called only when the groups need it.
+        count_categories: the categories ({id: category dict}) ``image_counts`` (a dict) were taken
+            over, e.g. a training file's, named ``count_file`` in the errors: the evaluated categories
+            must be among them (:func:`~.groups.check_count_categories`); None: not checked, a
+            category without a count counts 0.
         thresholds: (rare_max, common_max) training images, for groups made from ``image_counts``.
         missing_counts_hint: the end of the error raised when groups are needed and no counts given.
+
+    Raises :class:`~.errors.JSONFileError` for a file that is missing, unreadable or not JSON, and
+    :class:`~.errors.AnnotationFileError` (``<file>: <entry>: <what is wrong>``) for one that is not
+    a usable COCO/LVIS annotation file (see validation.py: the fast backend checks what hotcoco
+    loaded, the reference backend the whole file, before lvis-api / pycocotools index it).
     """
 
     def __init__(self, annotations, backend="fast", *, image_counts=None, count_source=None,
-                 thresholds=LVIS_THRESHOLDS, missing_counts_hint="pass image_counts (training images per category)"):
+                 thresholds=LVIS_THRESHOLDS, missing_counts_hint="pass image_counts (training images per category)",
+                 count_categories=None, count_file="the training counts"):
         if backend not in BACKENDS:
             raise ValueError(f"Unknown LVIS evaluation backend {backend!r}; expected one of {BACKENDS}")
         self.backend = backend
+        self.without_mask = None
         if isinstance(annotations, (str, os.PathLike)):
             annotations = os.fspath(annotations)
+        self.name = annotations if isinstance(annotations, str) else "the ground-truth dict"
         if backend == "fast":
-            self.api = _hotcoco_api(annotations)
-            self.labelling = labelling_of(self.api.imgs)
+            self.api = _hotcoco_api(annotations, self.name)
+            self.images, self.categories = self.api.imgs, self.api.cats  # (dicts built on each access)
+            check_hotcoco_ground_truth(self.api, self.name, self.images, self.categories)
+            self.labelling = labelling_of(self.images)
             self.num_annotations = len(self.api.get_ann_ids())
         else:
             dataset = _load_dict(annotations)
+            _, _, anns = check_annotation_dataset(dataset, self.name)
+            # lvis-api and pycocotools fail on an instance without a mask only when segm evaluation
+            # reads it: which one, for evaluate() to say before
+            self.without_mask = next((f"annotations[{i}] (id={a['id']})" for i, a in enumerate(anns or ())
+                                      if not a.get("segmentation")), None)
             self.labelling = labelling_of({im["id"]: im for im in dataset.get("images", [])})
             self.api = _lvis_api(dataset) if self.labelling == "federated" else _pycocotools_api(dataset)
             self.num_annotations = len(self.api.dataset.get("annotations", []))
-        self.images = dict(self.api.imgs)
-        self.categories = dict(self.api.cats)
-        check_ground_truth(self.images)
+            self.images, self.categories = dict(self.api.imgs), dict(self.api.cats)
         self.groups = None
         if callable(image_counts):  # deferred (it may load a training set): only if the groups need it
             image_counts, count_source = image_counts() if needs_counts(self.categories) else (None, None)
+        elif image_counts is not None and count_categories is not None:
+            image_counts = check_count_categories(self.categories, image_counts, count_categories, count_file,
+                                                  self.name)
         if self.num_annotations or not needs_counts(self.categories):
             self.groups = frequency_groups(self.categories, image_counts, count_source, thresholds,
                                           missing_counts_hint)
+        if backend == "lvis" and self.labelling == "federated" and self.groups and needs_counts(self.categories):
+            # lvis-api reads every category's "frequency" (for its own APr/APc/APf, not used here):
+            # the groups, where categories have none (in the api's index only, not self.categories)
+            for c, cat in self.categories.items():
+                self.api.cats[c] = dict(cat, frequency=self.groups.of[c])
         self.key_stride = max(self.categories, default=0) + 1
         if backend == "fast":  # what every fast evaluation reads, built with the ground truth
             self.scored_keys, self.annotated_category_ids = _federated_index(
@@ -108,21 +136,23 @@ def _load_dict(annotations):
     return annotations
 
 
-def _hotcoco_api(annotations):
+def _hotcoco_api(annotations, name):
     import hotcoco
 
     try:
         return hotcoco.COCO(annotations)
-    except ValueError as first_error:
-        # hotcoco's loader is strict about fields evaluation never reads (e.g. an integer
-        # "info.version"); retry without them before giving up.
+    except (ValueError, TypeError, OSError) as first_error:
+        # Read the file here to name what is wrong (a missing file, not JSON, a field of the wrong
+        # type: hotcoco's own message gives only a line and column). hotcoco's loader is also strict
+        # about fields evaluation never reads (e.g. an integer "info.version"): if the checks find
+        # nothing, retry without them before giving up.
         annotations_dict = _load_dict(annotations)
+        check_annotation_dataset(annotations_dict, name)
         slim = {k: v for k, v in annotations_dict.items() if k not in ("info", "licenses")}
         try:
             return hotcoco.COCO(slim)
-        except ValueError:
-            name = annotations if isinstance(annotations, str) else "the annotation dict"
-            raise ValueError(f"hotcoco cannot load {name}: {first_error}") from first_error
+        except (ValueError, TypeError):
+            raise AnnotationFileError(f"{name}: hotcoco cannot load it: {first_error}") from first_error
 
 
 def _lvis_api(dataset):
@@ -131,6 +161,7 @@ def _lvis_api(dataset):
     api = LVIS.__new__(LVIS)  # lvis-api only reads files; build it from the dict
     api.logger = logging.getLogger("lvis.lvis")
     api.dataset = copy.deepcopy(dataset)
+    api.dataset.setdefault("annotations", [])  # (an image-info file)
     for img in api.dataset["images"]:  # absent means empty, as in hotcoco
         for key in FEDERATED_KEYS:
             img.setdefault(key, [])

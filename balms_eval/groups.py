@@ -5,8 +5,13 @@ training split). Other datasets (COCO format, any detectron2 dataset) get theirs
 TRAINING images of each class and LVIS's rule: rare 1-10 images, common 11-100, frequent > 100
 (thresholds (10, 100), configurable; a class with no training image is rare).
 """
+import logging
 from dataclasses import dataclass
 from typing import Optional
+
+from .errors import AnnotationFileError
+
+logger = logging.getLogger(__name__)
 
 LVIS_THRESHOLDS = (10, 100)
 FREQUENCIES = ("r", "c", "f")
@@ -91,3 +96,77 @@ def image_counts_from_dataset(dataset):
         if not a.get("iscrowd", 0):
             images_of.setdefault(int(a["category_id"]), set()).add(a["image_id"])
     return {c: len(imgs) for c, imgs in images_of.items()}
+
+
+def read_training_counts(path):
+    """(image_counts, count_source, categories) of a training annotation file: its images per
+    class (:func:`image_counts_from_dataset`), where they come from, and its categories ({id:
+    category dict}) for :func:`check_count_categories`. Raises
+    :class:`~.errors.JSONFileError` / :class:`~.errors.AnnotationFileError` (``<path>: ...``) for
+    a file that cannot be read or is not a COCO/LVIS annotation file (the fields the counts read:
+    see :func:`~.validation.check_annotation_dataset`, ``geometry=False``)."""
+    from .results_io import load_json
+    from .validation import check_annotation_dataset
+
+    train = load_json(path, "training annotation")
+    _, categories, annotations = check_annotation_dataset(train, path, geometry=False)
+    counted = all("image_count" in c for c in categories)
+    if not counted and annotations is None:
+        raise AnnotationFileError(f"{path}: no 'annotations' to count training images per class from, and not every "
+                                  "category has an 'image_count'; give the training set's annotation file")
+    how = "its categories' image_count" if counted else "counted from its annotations"
+    return (image_counts_from_dataset(train), f"training images per class in {path} ({how})",
+            {c["id"]: c for c in categories})
+
+
+def check_count_categories(categories, image_counts, counted_categories, counts_name, evaluated_name,
+                           hint="give the complete training annotation file, or ground truth restricted to the "
+                                "categories trained on"):
+    """``image_counts`` without the categories they cannot speak for, after checking that
+    ``counted_categories`` ({id: category dict}: those the counts were taken over, e.g. a training
+    file's) cover the evaluated ``categories``: each listed, under the same "name" where both have
+    one. A listed category without training images counts 0 (rare); one not listed has no count,
+    and one named otherwise has another class's.
+
+    When the groups come from the counts (some category has no LVIS ``frequency``), a category
+    not covered would be put in a group by a count it does not have:
+    :class:`~.errors.AnnotationFileError` (``<counts_name>: lacks N of the M categories of
+    <evaluated_name> (ids ...): ...; <hint>``).
+    Otherwise (LVIS's groups) the counts are only the per-class outputs' x-axis: a warning, and
+    those categories' counts are left out (unknown, not 0).
+    """
+    missing = sorted(set(categories) - set(counted_categories))
+    renamed = sorted(c for c in set(categories) & set(counted_categories)
+                     if _name(categories[c]) is not None and _name(counted_categories[c]) is not None
+                     and _name(categories[c]) != _name(counted_categories[c]))
+    if not missing and not renamed:
+        return image_counts
+    problems = []
+    if missing:
+        problems.append(f"lacks {len(missing)} of the {len(categories)} categories of {evaluated_name} "
+                        f"({describe_categories(categories, missing)})")
+    if renamed:
+        shown = "; ".join(f"id {c} {_name(counted_categories[c])!r}, not {_name(categories[c])!r}"
+                          for c in renamed[:3]) + ("; ..." if len(renamed) > 3 else "")
+        problems.append(f"names {len(renamed)} of its categories otherwise ({shown})")
+    problem = f"{counts_name}: " + " and ".join(problems)
+    if needs_counts(categories):
+        raise AnnotationFileError(f"{problem}: the frequency groups (APr/APc/APf) of those categories come from its "
+                                  f"training counts, which it does not have for them; {hint}")
+    logger.warning("%s: their per-class training counts are left out (the groups are %s's LVIS 'frequency'); %s",
+                   problem, evaluated_name, hint)
+    dropped = set(missing) | set(renamed)
+    return {c: n for c, n in image_counts.items() if c not in dropped}
+
+
+def _name(category):
+    name = category.get("name")
+    return None if name is None else str(name)
+
+
+def describe_categories(categories, ids, limit=5):
+    """``ids 3 'apple', 7 'banana' and 12 more``: the first ``limit`` of ``ids`` with their names."""
+    shown = ", ".join(f"{c} {_name(categories[c])!r}" if _name(categories[c]) is not None else str(c)
+                      for c in ids[:limit])
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return f"id{'s' if len(ids) > 1 else ''} {shown}{more}"

@@ -3,26 +3,44 @@ annotation / results files read with errors naming the file, and a results file 
 columns in chunks (never as one list of per-detection dicts)."""
 import orjson
 
+from .errors import JSONFileError  # noqa: F401 (also importable from here)
+
 WRITE_CHUNK = 100_000  # detections turned into dicts at a time when writing
 LOCATE_MAX_BYTES = 256 << 20  # files read again (Python's json) to name the entry with a NaN / Infinity
 
 
-class JSONFileError(ValueError):
-    """A JSON file is missing or not valid JSON; the message names it."""
+def read_bytes(path, what="JSON", limit=-1):
+    """The bytes of ``path`` (its first ``limit`` bytes, -1: all); :class:`JSONFileError`
+    (``path: ...``) if it is missing, a directory, unreadable or empty."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit)
+    except FileNotFoundError:
+        raise JSONFileError(f"{path}: {what} file not found") from None
+    except IsADirectoryError:
+        raise JSONFileError(f"{path}: is a directory, not the {what} file (JSON) expected") from None
+    except OSError as e:
+        raise JSONFileError(f"{path}: cannot read the {what} file: {e.strerror or e}") from None
+    if not data.strip() and (limit < 0 or len(data) < limit):
+        raise JSONFileError(f"{path}: the {what} file is empty; expected JSON")
+    return data
+
+
+def check_readable(path, what="JSON"):
+    """:func:`read_bytes`'s errors for ``path`` without reading all of it: a file given on a
+    command line is checked before a long read of another."""
+    read_bytes(path, what, limit=1 << 16)
 
 
 def load_json(path, what="JSON"):
-    """The parsed content of ``path``; :class:`JSONFileError` naming it if absent or malformed."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise JSONFileError(f"{what} file not found: {path}") from None
+    """The parsed content of ``path``; :class:`JSONFileError` naming it if missing, unreadable,
+    empty or not valid JSON."""
+    data = read_bytes(path, what)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
         raise JSONFileError(_non_finite_message(data, e, path, what) or
-                            f"{what} file {path} is not valid JSON: {e}") from None
+                            f"{path}: the {what} file is not valid JSON: {e}") from None
 
 
 class _NonFinite:
@@ -45,7 +63,7 @@ def _non_finite_message(data, error, path, what):
     where = _non_finite_path(data, "results" if what == "results" else "") if len(data) <= LOCATE_MAX_BYTES else None
     at = f"at {where} (line {error.lineno}, column {error.colno})" if where else \
         f"at line {error.lineno}, column {error.colno} (char {error.pos})"
-    return (f"{what} file {path} is not valid JSON: {token.decode()} {at}. JSON has no NaN or Infinity (Python's "
+    return (f"{path}: the {what} file is not valid JSON: {token.decode()} {at}. JSON has no NaN or Infinity (Python's "
             f"json.dump writes them for non-finite floats, e.g. a NaN score); write finite numbers")
 
 

@@ -9,8 +9,11 @@ them) and per-class tables per frequency group. LVIS files carry each category's
 files the groups come from --train-gt's training images per class. Ground truth with LVIS's
 federated fields is scored by LVIS's rules, other ground truth exhaustively (COCO's rules). With
 --output, writes DIR/metrics.json ({"bbox": {"AP": .., "APr": .., ...}, "segm": {...}}) and
-DIR/per_class_ap.{json,csv,png}. Exit status 1 with a message naming the entry when the results
-file is invalid. Imports neither torch nor detectron2 (balms_eval only).
+DIR/per_class_ap.{json,csv,png}. An input file that cannot be used (missing, unreadable, not JSON,
+not a COCO/LVIS annotation file, an invalid detection) ends the run with exit status 1 and one line,
+"error: <file>: <what is wrong>"; so does a --train-gt without some of the ground truth's categories
+when the groups come from its counts (with LVIS's 'frequency' groups: a warning, and those classes'
+counts left out). Imports neither torch nor detectron2 (balms_eval only).
 """
 import argparse
 import json
@@ -34,7 +37,8 @@ def parse_args(argv=None):
     p.add_argument("--train-gt", default=None,
                    help="training annotation file: its categories' image_count, or else images per class counted "
                         "from its annotations, group categories without an LVIS 'frequency' into rare/common/"
-                        "frequent and are the per-class x-axis (default: the image_count of --gt, i.e. val counts)")
+                        "frequent and are the per-class x-axis (default: the image_count of --gt, i.e. val counts); "
+                        "it must list every category of --gt, under the same names")
     p.add_argument("--frequency-thresholds", nargs=2, type=int, default=[10, 100], metavar=("RARE_MAX", "COMMON_MAX"),
                    help="training images per class: rare <= RARE_MAX < common <= COMMON_MAX < frequent (LVIS: 10 100); "
                         "used for categories without an LVIS 'frequency'")
@@ -42,31 +46,21 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _training_counts(path):
-    from balms_eval import image_counts_from_dataset
-    from balms_eval.results_io import load_json
-
-    train = load_json(path, "training annotation")
-    how = ("its categories' image_count" if train.get("categories") and all(
-        "image_count" in c for c in train["categories"]) else "counted from its annotations")
-    return image_counts_from_dataset(train), f"training images per class in {path} ({how})"
-
-
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from balms_eval import LVISGroundTruth, LVISResultsError, evaluate
+    from balms_eval import InputFileError, LVISGroundTruth, LVISResultsError, evaluate, read_training_counts
     from balms_eval.metrics import format_metrics
     from balms_eval.per_class import format_per_class_tables, per_class_rows, write_per_class_outputs
-    from balms_eval.results_io import JSONFileError, load_json
+    from balms_eval.results_io import check_readable, load_json
 
     t0 = time.perf_counter()
-    try:
-        if not os.path.isfile(args.gt):
-            raise JSONFileError(f"annotation file not found: {args.gt}")
+    try:  # the annotation files can be opened at all, before a long read of the results
+        check_readable(args.gt, "annotation")
+        if args.train_gt:
+            check_readable(args.train_gt, "training annotation")
         results = load_json(args.results, "results")
-        counts, count_source = _training_counts(args.train_gt) if args.train_gt else (None, None)
-    except JSONFileError as e:
+    except InputFileError as e:
         sys.exit(f"error: {e}")
     if not isinstance(results, list):
         sys.exit(f"error: {args.results}: expected a JSON list of detections, got {type(results).__name__}")
@@ -75,12 +69,17 @@ def main(argv=None):
     iou_types = args.iou_type or (["bbox"] + (["segm"] if results and all(
         "segmentation" in r for r in results if isinstance(r, dict)) else []))
     try:
+        counts, count_source, count_categories = (read_training_counts(args.train_gt) if args.train_gt
+                                                  else (None, None, None))
         gt = LVISGroundTruth(args.gt, args.backend, image_counts=counts, count_source=count_source,
+                             count_categories=count_categories, count_file=args.train_gt,
                              thresholds=args.frequency_thresholds,
                              missing_counts_hint="pass --train-gt TRAIN.json (a COCO/LVIS-format training file)")
         res = evaluate(gt, results, iou_types, max_dets_per_image=args.max_dets)
+    except InputFileError as e:  # an annotation file (its path first)
+        sys.exit(f"error: {e}")
     except LVISResultsError as e:
-        sys.exit(f"error: invalid results file {args.results}: {e}")
+        sys.exit(f"error: {args.results}: {e}")
     except ValueError as e:
         sys.exit(f"error: {e}")
     metrics = {}

@@ -7,11 +7,11 @@ keeping every other argument (input shape, box transform, test thresholds, numbe
 
     from detectron2.config import LazyCall as L
     from balms_det.lazy import long_tail_roi_heads
-    from balms_det.modeling import BalancedSoftmaxLoss, class_prior
+    from balms_det.modeling import BalancedSoftmaxLoss, deferred_class_prior
 
     model.roi_heads = long_tail_roi_heads(
         model.roi_heads,
-        cls_loss=L(BalancedSoftmaxLoss)(prior=L(class_prior)(datasets="lvis_v1_train")),
+        cls_loss=L(BalancedSoftmaxLoss)(prior=L(deferred_class_prior)(datasets="lvis_v1_train")),
     )
 """
 import copy

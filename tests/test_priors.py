@@ -296,8 +296,12 @@ def test_checkpoint_keeps_the_prior_it_was_trained_with(lt_shapes):
                             "DATALOADER.REPEAT_THRESHOLD", "0.1", *opts])
         return build_model(cfg)
 
+    from balms_det.modeling import resolve_priors
+
     trained = model("MODEL.BALMS.PRIOR.SAMPLER", "train")
     fresh = model()
+    for m in (trained, fresh):  # what the trainer does before a fresh run
+        assert resolve_priors(m) == 1
     a, b = (m.roi_heads.box_predictor.cls_loss.class_counts for m in (trained, fresh))
     assert not torch.equal(a, b) and (a >= b).all()
     fresh.load_state_dict(trained.state_dict())

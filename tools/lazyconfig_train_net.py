@@ -41,6 +41,7 @@ import balms_det  # noqa: F401  registers datasets, heads, losses, evaluators
 from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, create_ddp_model,
                               hold_output_dir)
 from balms_det.engine.meta_reweighter_hook import meta_reweighted_predictors
+from balms_det.modeling import resolve_priors
 from balms_det.modeling.decoupled import freeze_for_decoupled
 
 logger = logging.getLogger("balms_det")
@@ -96,6 +97,7 @@ def do_train(args, cfg):
     ])
     checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
+    resolve_priors(model, override=start_iter == 0)  # the config's prior when fresh, the checkpoint's on resume
     trainer.train(start_iter, cfg.train.max_iter)
 
 

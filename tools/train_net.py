@@ -24,7 +24,7 @@ from balms_det.data.samplers import build_balms_train_loader
 from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, build_config,
                               cpu_ddp_support, hold_output_dir)
 from balms_det.evaluation import build_lvis_evaluator
-from balms_det.modeling import apply_decoupled
+from balms_det.modeling import apply_decoupled, resolve_priors
 
 
 class Trainer(DefaultTrainer):
@@ -45,6 +45,11 @@ class Trainer(DefaultTrainer):
         if output_folder is None:
             output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         return build_lvis_evaluator(cfg, dataset_name, output_folder)  # TEST.LVIS_EVAL.*
+
+    def resume_or_load(self, resume=True):
+        super().resume_or_load(resume=resume)
+        # this run's class prior: its config's when starting fresh (stage 2 too), the checkpoint's on resume
+        resolve_priors(self.model, override=self.start_iter == 0)
 
     def build_hooks(self):
         # (called by DefaultTrainer.__init__ right after it made self.checkpointer: the hooks get this one)

@@ -168,6 +168,9 @@ class MetaReweighterHook(HookBase):
                              f"{sorted(predictors)}")
         for name, state in saved.items():
             predictors[name].meta_reweighter.load_training_state(state)
+            if state.get("bank") is None and predictors[name].meta_reweighter.bank is not None:
+                logger.info(f"Meta reweighter of {name}: the checkpoint (a final one) has no ROI feature bank; "
+                            "it refills from the training stream")
 
     def _rules(self):
         opt = self.trainer.optimizer

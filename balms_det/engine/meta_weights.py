@@ -24,11 +24,14 @@ COLUMNS = ("stage", "contiguous_id", "category_id", "name", "frequency", "train_
 def training_image_counts_from_config(cfg, predictor):
     """Training images per class for ``cfg``: the predictor's own prior when it counts images (no second
     read of the dataset), else MODEL.BALMS.PRIOR's source, else counted from the training dicts."""
-    if cfg.MODEL.BALMS.PRIOR.COUNT == "image_count" and hasattr(predictor.cls_loss, "class_counts"):
+    prior = cfg.MODEL.BALMS.PRIOR
+    if (prior.COUNT == "image_count" and prior.SAMPLER == "none" and hasattr(predictor.cls_loss, "class_counts")
+            and predictor.cls_loss.prior_ready):
         return predictor.cls_loss.class_counts
     cfg = cfg.clone()
     cfg.defrost()
     cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"
+    cfg.MODEL.BALMS.PRIOR.SAMPLER = "none"  # images per class, not the sampler's expected draws
     try:
         return class_prior_from_config(cfg).counts
     except ValueError as e:
@@ -39,7 +42,7 @@ def training_image_counts_from_config(cfg, predictor):
 
 def _training_image_counts(predictor, train_datasets):
     """The predictor's prior (taken as image counts), else the datasets' (json, metadata, dicts)."""
-    if hasattr(predictor.cls_loss, "class_counts"):
+    if hasattr(predictor.cls_loss, "class_counts") and predictor.cls_loss.prior_ready:
         return predictor.cls_loss.class_counts
     errors = []
     for source in ("json", "metadata", "dataset"):

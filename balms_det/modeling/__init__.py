@@ -11,7 +11,15 @@ from .losses import (
 )
 from . import peer_losses
 from .classifiers import NormedLinear
-from .priors import ClassPrior, class_prior, class_prior_from_config, load_class_prior
+from .priors import (
+    ClassPrior,
+    DeferredPrior,
+    class_prior,
+    class_prior_from_config,
+    deferred_class_prior,
+    load_class_prior,
+    resolve_priors,
+)
 from .cls_losses import (  # registers the built-in losses
     CLS_LOSS_REGISTRY,
     BalancedSigmoidLoss,

@@ -21,7 +21,7 @@ from .calibrations import LogitAdjustment, NoCalibration, calibration_class
 from .classifiers import build_classifier
 from .cls_losses import cls_loss_class
 from .meta_reweighter import meta_reweighter_from_config
-from .priors import class_prior_from_config
+from .priors import class_prior_from_config, deferred_prior_from_config
 
 __all__ = ["LongTailOutputLayers", "CLS_LOSSES", "prior_from_config", "build_cls_loss", "build_calibration"]
 
@@ -40,20 +40,23 @@ def _calibration_name(cfg):
 
 
 def prior_from_config(cfg):
-    """The class prior (``MODEL.BALMS.PRIOR``) when the loss or the calibration needs it, else None."""
+    """The class prior (``MODEL.BALMS.PRIOR``) when the loss or the calibration needs it, else None:
+    deferred (:class:`~balms_det.modeling.priors.DeferredPrior`), so building reads no dataset; counts
+    given in the config (``PRIOR.SOURCE list``) are taken, and checked, at once."""
     loss_cls, calib_cls = cls_loss_class(cfg.MODEL.BALMS.CLS_LOSS), calibration_class(_calibration_name(cfg))
     settings = loss_cls.from_config(cfg)
     if not (loss_cls.needs_prior(**settings) or calib_cls.needs_prior(loss_cls, settings)):
         return None
-    return class_prior_from_config(cfg, need_num_images=loss_cls.needs_num_images)
+    if cfg.MODEL.BALMS.PRIOR.SOURCE == "list" and cfg.MODEL.BALMS.PRIOR.SAMPLER == "none":
+        return class_prior_from_config(cfg, need_num_images=loss_cls.needs_num_images)
+    return deferred_prior_from_config(cfg)
 
 
 def build_cls_loss(cfg, prior=None):
-    """The loss module of ``MODEL.BALMS.CLS_LOSS`` with its keys (and the prior, loaded if needed)."""
+    """The loss module of ``MODEL.BALMS.CLS_LOSS`` with its keys (and the prior, deferred, if needed)."""
     loss_cls = cls_loss_class(cfg.MODEL.BALMS.CLS_LOSS)
     prior = prior if prior is not None else prior_from_config(cfg)
-    counts = {} if prior is None else {"class_counts": prior.counts, "num_images": prior.num_images}
-    return loss_cls(cfg.MODEL.ROI_HEADS.NUM_CLASSES, **counts, **loss_cls.from_config(cfg))
+    return loss_cls(cfg.MODEL.ROI_HEADS.NUM_CLASSES, prior=prior, **loss_cls.from_config(cfg))
 
 
 def build_calibration(cfg):
@@ -147,6 +150,7 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         return self.cls_loss.plain_loss(scores, gt_classes)
 
     def forward(self, x):
+        self.cls_loss.ensure_prior()  # a deferred prior neither loaded with the weights nor set: computed now
         if self.meta_reweighter is not None and self.training:
             self._box_features = x.flatten(1).detach()
         return super().forward(x)

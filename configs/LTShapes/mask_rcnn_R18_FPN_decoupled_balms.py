@@ -7,13 +7,13 @@ from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 from balms_det.engine import MetaReweighterHook
 from balms_det.lazy import long_tail_roi_heads
-from balms_det.modeling import BalancedSoftmaxLoss, MetaReweighter, class_prior
+from balms_det.modeling import BalancedSoftmaxLoss, MetaReweighter, deferred_class_prior
 
 from .base_mask_rcnn_R18_FPN import dataloader, model, optimizer, train
 
 model.roi_heads = long_tail_roi_heads(
     model.roi_heads,
-    cls_loss=L(BalancedSoftmaxLoss)(tau=1.0, prior=L(class_prior)(datasets="${dataloader.train.dataset.names}")),
+    cls_loss=L(BalancedSoftmaxLoss)(tau=1.0, prior=L(deferred_class_prior)(datasets="${dataloader.train.dataset.names}")),
     meta_reweighter=L(MetaReweighter)(num_classes=40, feature_dim=256, lr=0.01, source="bank"),
 )
 decoupled = dict(trainable=[r"roi_heads\.box_predictor\.cls_score\."], freeze_bn=True, reinit_classifier=False)

@@ -8,7 +8,7 @@ from detectron2.modeling.matcher import Matcher
 from detectron2.modeling.roi_heads import CascadeROIHeads, FastRCNNConvFCHead, FastRCNNOutputLayers
 
 from balms_det.lazy import long_tail_roi_heads
-from balms_det.modeling import BalancedSoftmaxLoss, class_prior
+from balms_det.modeling import BalancedSoftmaxLoss, deferred_class_prior
 
 from .vitdet_lvis_base import dataloader, lr_multiplier, model, optimizer, train
 
@@ -35,6 +35,6 @@ model.roi_heads = L(CascadeROIHeads)(
 )
 model.roi_heads = long_tail_roi_heads(
     model.roi_heads,
-    cls_loss=L(BalancedSoftmaxLoss)(tau=1.0, prior=L(class_prior)(datasets="${dataloader.train.dataset.names}")),
+    cls_loss=L(BalancedSoftmaxLoss)(tau=1.0, prior=L(deferred_class_prior)(datasets="${dataloader.train.dataset.names}")),
 )
 train.output_dir = "./output/lvis_v1/vitdet_b_cascade_balanced_softmax"

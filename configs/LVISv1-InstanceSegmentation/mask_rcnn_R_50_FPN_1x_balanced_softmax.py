@@ -9,7 +9,7 @@ from detectron2.data.samplers import RepeatFactorTrainingSampler
 import balms_det  # noqa: F401
 from balms_det.evaluation import LVISEvaluator
 from balms_det.lazy import long_tail_roi_heads
-from balms_det.modeling import BalancedSoftmaxLoss, class_prior
+from balms_det.modeling import BalancedSoftmaxLoss, deferred_class_prior
 
 model = model_zoo.get_config("common/models/mask_rcnn_fpn.py").model
 dataloader = model_zoo.get_config("common/data/coco.py").dataloader
@@ -31,7 +31,7 @@ model.roi_heads.box_predictor.test_score_thresh = 0.0001
 model.roi_heads.box_predictor.test_topk_per_image = 300
 model.roi_heads = long_tail_roi_heads(
     model.roi_heads,
-    cls_loss=L(BalancedSoftmaxLoss)(tau=1.0, prior=L(class_prior)(datasets="${dataloader.train.dataset.names}")),
+    cls_loss=L(BalancedSoftmaxLoss)(tau=1.0, prior=L(deferred_class_prior)(datasets="${dataloader.train.dataset.names}")),
 )
 train.init_checkpoint = "detectron2://ImageNetPretrained/MSRA/R-50.pkl"
 train.output_dir = "./output/lvis_v1/lazy_balanced_softmax"

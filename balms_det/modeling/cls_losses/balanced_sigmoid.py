@@ -20,9 +20,14 @@ class BalancedSigmoidLoss(SigmoidLoss):
 
     def __init__(self, num_classes, **kwargs):
         super().__init__(num_classes, **kwargs)
+        if not self.prior_num_images and self.prior_ready:
+            raise ValueError("cls_loss='balanced_sigmoid' needs num_images (MODEL.BALMS.PRIOR.NUM_IMAGES)")
+        self.register_buffer("num_train_images", torch.tensor(float(self.prior_num_images or "nan"), dtype=torch.float64))
+
+    def on_prior(self):
         if not self.prior_num_images:
             raise ValueError("cls_loss='balanced_sigmoid' needs num_images (MODEL.BALMS.PRIOR.NUM_IMAGES)")
-        self.register_buffer("num_train_images", torch.tensor(float(self.prior_num_images), dtype=torch.float64))
+        self.num_train_images.fill_(float(self.prior_num_images))
 
     def image_freq(self):
         """p_j = image_count_j / number of training images."""

@@ -50,11 +50,14 @@ class ClsLoss(nn.Module):
     :meth:`probs`; the rest has defaults.
 
     ``class_counts`` (the (K,) class prior) is kept as the persistent float64 buffer ``class_counts``
-    when given; a loss with ``uses_prior`` needs it. ``prior`` (a
-    :class:`~balms_det.modeling.priors.ClassPrior`, e.g. ``L(class_prior)(datasets=...)`` in a Python
-    config) gives both the counts and the number of training images. Give it only when the loss (or a post-hoc
-    calibration reading it) needs it, so that loading a checkpoint trained with another loss (stage 2)
-    keeps this run's prior.
+    when given; a loss with ``uses_prior`` needs it. ``prior`` gives both the counts and the number of
+    training images: a :class:`~balms_det.modeling.priors.ClassPrior`, or a deferred one (a
+    :class:`~balms_det.modeling.priors.DeferredPrior`, e.g. ``L(deferred_class_prior)(datasets=...)`` in
+    a Python config, what ``MODEL.BALMS.PRIOR`` builds): then nothing is read at build, the buffer holds
+    NaN until the prior is loaded with the model's weights (a checkpoint carries the prior it was trained
+    with) or set (:meth:`set_prior`, what the trainer does before a fresh run), and :meth:`ensure_prior`
+    computes it on first use if neither happened. So a model is built for inference without its
+    training set. Give a prior only when the loss (or a post-hoc calibration reading it) needs it.
     """
 
     name = ""  # short name accepted by MODEL.BALMS.CLS_LOSS besides the class name
@@ -69,7 +72,15 @@ class ClsLoss(nn.Module):
     def __init__(self, num_classes, *, class_counts=None, num_images=None, prior=None):
         super().__init__()
         self.num_classes = int(num_classes)
-        if prior is not None:
+        self.prior_provider = None  # a deferred prior: computes it when needed and neither loaded nor set
+        self.prior_ready = True  # False while class_counts is a placeholder
+        if prior is not None and callable(prior) and class_counts is None:
+            self.prior_provider = prior
+            self.prior_ready = False
+            self.prior_num_images = num_images or None
+            self.register_buffer("class_counts", torch.full((self.num_classes,), float("nan"), dtype=torch.float64))
+            return
+        if prior is not None and not callable(prior):
             class_counts = prior.counts if class_counts is None else class_counts
             num_images = prior.num_images if not num_images else num_images
         self.prior_num_images = num_images  # the number of training images, where the prior says
@@ -77,12 +88,50 @@ class ClsLoss(nn.Module):
             if self.uses_prior:
                 raise ValueError(f"cls_loss={self.name or type(self).__name__!r} needs class_counts (the class prior)")
             return
+        self.register_buffer("class_counts", self._checked_counts(class_counts))
+
+    def _checked_counts(self, class_counts):
         counts = torch.as_tensor(class_counts, dtype=torch.float64).flatten()
         if counts.numel() != self.num_classes:
             raise ValueError(f"class_counts has {counts.numel()} entries, num_classes is {self.num_classes}")
         if not (torch.isfinite(counts).all() and (counts > 0).all()):
             raise ValueError("class_counts must be finite and > 0 (see priors.sanitize_counts)")
-        self.register_buffer("class_counts", counts)
+        return counts
+
+    # ---------------------------------------------------------------- the prior
+    def set_prior(self, prior):
+        """Take ``prior`` (a :class:`~balms_det.modeling.priors.ClassPrior`) as this loss's class prior."""
+        counts = self._checked_counts(prior.counts)
+        if hasattr(self, "class_counts"):
+            self.class_counts.copy_(counts)
+        else:
+            self.register_buffer("class_counts", counts.to(self._device()))
+        self.prior_num_images = prior.num_images
+        self.on_prior()
+        self.prior_ready = True
+
+    def on_prior(self):
+        """Called when a prior is set: derived state (e.g. the number of training images) follows it."""
+
+    def ensure_prior(self):
+        """Before the prior is used: when it was neither loaded with weights nor set, compute it (a
+        deferred prior) or say why it is missing. Cheap when ready (one attribute)."""
+        if self.prior_ready:
+            return
+        if self.prior_provider is None:
+            raise RuntimeError(f"cls_loss={self.name or type(self).__name__!r} has no class prior: load weights "
+                               "trained with it or call set_prior")
+        self.set_prior(self.prior_provider(self.num_classes, self.needs_num_images))
+
+    def _device(self):
+        return next(iter(self.buffers()), torch.empty(0)).device
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """A loaded ``class_counts`` (finite: a trained model's) is the prior: nothing to compute."""
+        counts = state_dict.get(prefix + "class_counts")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if counts is not None and hasattr(self, "class_counts") and bool(torch.isfinite(counts).all()):
+            self.prior_ready = True
 
     # ---------------------------------------------------------------- configuration
     @classmethod

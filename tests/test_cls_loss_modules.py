@@ -8,9 +8,11 @@ import sys
 import pytest
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 
 import balms_det  # noqa: F401
 from balms_det import CALIBRATION_REGISTRY, CLS_LOSS_REGISTRY, LongTailOutputLayers
@@ -200,6 +202,37 @@ def test_output_layer_takes_modules_and_names():
     assert layer.cls_score.out_features == 7 and layer.cls_loss.name == "seesaw"
     with pytest.raises(ValueError, match="classes"):
         LongTailOutputLayers(ShapeSpec(channels=8), cls_loss=SoftmaxLoss(4), **kw)
+
+
+D2_FED_LOSS_KEYS = ("use_fed_loss", "use_sigmoid_ce", "get_fed_loss_cls_weights", "fed_loss_num_classes")
+D2_FED_LOSS_CONFIG = ("USE_FED_LOSS", "USE_SIGMOID_CE", "FED_LOSS_FREQ_WEIGHT_POWER", "FED_LOSS_NUM_CLASSES")
+
+
+def test_predictor_builds_on_a_detectron2_without_the_federated_loss(monkeypatch):
+    """A detectron2 from before its federated loss: FastRCNNOutputLayers.from_config returns none of its
+    keys and the config has no MODEL.ROI_BOX_HEAD.USE_FED_LOSS & co. The predictor builds and trains."""
+    stock = FastRCNNOutputLayers.__dict__["from_config"].__func__
+
+    def older_from_config(cls, cfg, input_shape):
+        full = cfg.clone()  # the stock function reads the keys this detectron2 has not
+        full.defrost()
+        for key in D2_FED_LOSS_CONFIG:
+            full.MODEL.ROI_BOX_HEAD[key] = get_cfg().MODEL.ROI_BOX_HEAD[key]
+        ret = stock(cls, full, input_shape)
+        return {k: v for k, v in ret.items() if k not in D2_FED_LOSS_KEYS}
+
+    monkeypatch.setattr(FastRCNNOutputLayers, "from_config", classmethod(older_from_config))
+    assert not set(D2_FED_LOSS_KEYS) & set(FastRCNNOutputLayers.from_config(tiny_cfg(), ShapeSpec(channels=8)))
+    for cls_loss in ("balanced_softmax", "federated"):
+        cfg = tiny_cfg(cls_loss=cls_loss)
+        for key in D2_FED_LOSS_CONFIG:
+            del cfg.MODEL.ROI_BOX_HEAD[key]
+        torch.manual_seed(0)
+        model = build_model(cfg)
+        pred = model.roi_heads.box_predictor
+        assert isinstance(pred, LongTailOutputLayers) and pred.cls_loss.name == cls_loss
+        assert pred.cls_score.out_features == pred.cls_loss.num_logits()
+        assert torch.isfinite(train_step(model, tiny_inputs(1))["loss_cls"])
 
 
 USER_LOSS = '''

@@ -120,6 +120,49 @@ def test_build_lvis_evaluator_from_config(dataset_name, lvis_dict, tmp_path):
     assert rows["categories"][9]["train_image_count"] == 70  # from the training set's metadata
 
 
+def test_detectron2s_call_with_a_config_is_build_lvis_evaluators(dataset_name, lvis_dict, tmp_path):
+    """``LVISEvaluator(name, cfg, True, output_dir)``, the call of detectron2's tools/train_net.py and its
+    projects: as detectron2's, a warning and the tasks inferred from the predictions; the settings are
+    those build_lvis_evaluator takes from the same config (TEST.LVIS_EVAL, DATASETS.TRAIN)."""
+    import logging
+
+    cfg = get_cfg()
+    add_balms_config(cfg)
+    cfg.TEST.LVIS_EVAL.BACKEND = "lvis"
+    cfg.TEST.LVIS_EVAL.MAX_DETS_PER_IMAGE = 5
+    cfg.TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS = (5, 50)
+    cfg.DATASETS.TRAIN = ("balms_test_lvis_train_counts",)
+    warned = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = warned.append
+    logger = logging.getLogger("balms_det.evaluation.lvis_evaluation")
+    logger.addHandler(handler)
+    try:
+        ev = LVISEvaluator(dataset_name, cfg, True, str(tmp_path / "d2_call"))
+    finally:
+        logger.removeHandler(handler)
+    assert any("config" in r.getMessage() for r in warned)
+    ref = build_lvis_evaluator(cfg, dataset_name, str(tmp_path / "built"))
+    assert ev._tasks is None and ev._distributed is True
+    assert (ev._gt.backend, ev._max_dets_per_image, ev._per_class) == ("lvis", 5, True)
+    inputs, outputs = fake_model_outputs(lvis_dict, num_images=3, fps_per_image=3)
+    for o in outputs:
+        o["instances"].remove("pred_masks")
+    results = {}
+    for name, e in (("d2_call", ev), ("built", ref)):
+        e.reset()
+        e.process(inputs, outputs)
+        results[name] = e.evaluate()
+    assert list(results["d2_call"]) == ["bbox"]  # inferred: no masks
+    assert json.dumps(results["d2_call"]) == json.dumps(results["built"])
+    rows = {name: json.loads((tmp_path / name / "per_class_ap.json").read_text()) for name in results}
+    assert rows["d2_call"] == rows["built"]
+    assert rows["d2_call"]["categories"][9]["train_image_count"] == 70  # from DATASETS.TRAIN's metadata
+    # the settings come from the config: the keywords it covers are refused beside it
+    with pytest.raises(TypeError, match="max_dets_per_image"):
+        LVISEvaluator(dataset_name, cfg, True, str(tmp_path), max_dets_per_image=10)
+
+
 @pytest.fixture(scope="module")
 def lvis_eval_tool():
     """tools/lvis_eval.py as a module: main(argv) in-process (as a script: test_cli_on_coco_format_...)."""

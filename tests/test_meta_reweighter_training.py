@@ -7,6 +7,7 @@ import copy
 import json
 import os
 import re
+import warnings
 from types import SimpleNamespace
 
 import pytest
@@ -27,6 +28,7 @@ from test_decoupled import tiny_cfg
 
 torch.set_num_threads(1)
 K = 4
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 def balms_cfg(cls_loss="balanced_softmax", source="images", head="BalancedSoftmaxROIHeads"):
@@ -240,6 +242,120 @@ def test_meta_step_under_autocast_runs_in_float32():
         grads[amp] = r.last_hypergrad.clone()
     assert grads[True].abs().sum() > 0
     assert torch.allclose(grads[True], grads[False], rtol=0.1, atol=1e-3 * grads[False].abs().max())
+
+
+def _training_data(device="cpu"):
+    i = 0
+    while True:
+        batch = tiny_detection_inputs(K, seed=i)
+        yield [dict(d, image=d["image"].to(device), instances=d["instances"].to(device)) for d in batch]
+        i += 1
+
+
+class RecordMetaForward(HookBase):
+    """Records, for each forward of the box predictor, whether it ran a meta batch, whether autocast
+    was on (CPU or CUDA) and its dtype."""
+
+    def __init__(self):
+        self.calls = []
+
+    def before_train(self):
+        predictor = _unwrap_predictor(self.trainer.model)
+
+        def record(module, inputs):
+            cuda = inputs[0].is_cuda
+            self.calls.append((module.meta_reweighter.capturing,
+                               torch.is_autocast_enabled() if cuda else torch.is_autocast_cpu_enabled(),
+                               torch.get_autocast_gpu_dtype() if cuda else torch.get_autocast_cpu_dtype()))
+
+        predictor.register_forward_pre_hook(record)
+
+
+def _unwrap_predictor(model):
+    return (model.module if hasattr(model, "module") else model).roi_heads.box_predictor
+
+
+PER_STEP_METRICS = ("roi_head/num_fg_samples", "roi_head/num_bg_samples", "fast_rcnn/cls_accuracy",
+                    "rpn/num_pos_anchors", "mask_rcnn/accuracy")
+
+
+def _check_one_entry_per_iteration(storage, iterations):
+    assert set(PER_STEP_METRICS) <= set(storage.histories())
+    for name, history in storage.histories().items():  # every scalar: at most one value per iteration
+        its = [it for _, it in history.values()]
+        assert len(its) == len(set(its)), (name, its)
+    for name in PER_STEP_METRICS:  # the training batch's, every iteration
+        assert [it for _, it in storage.history(name).values()] == list(range(iterations)), name
+
+
+def test_meta_images_forward_logs_nothing_to_the_trainers_storage():
+    """META_SOURCE images: the meta images' forward (the whole detector, in training mode) is not a
+    training step: the trainer's storage gets each iteration's ROI / RPN / mask statistics once, from
+    the training batch (a real SimpleTrainer run)."""
+    cfg = balms_cfg("balanced_softmax", "images")
+    model, optimizer = build(cfg)
+    trainer = SimpleTrainer(model, _training_data(), optimizer)
+    record = RecordMetaForward()
+    meta = (tiny_detection_inputs(K, seed=500 + i) for i in range(100))
+    trainer.register_hooks([MetaReweighterHook(cfg, meta_loader=meta), record])
+    trainer.train(0, 3)
+    assert [c[0] for c in record.calls] == [True, False] * 3  # each iteration: meta images, then the batch
+    assert model.roi_heads.box_predictor.meta_reweighter.adam_step.item() == 3
+    _check_one_entry_per_iteration(trainer.storage, 3)
+
+
+def test_meta_images_forward_runs_under_the_amp_trainers_autocast():
+    """The meta images' forward runs under the precision of the trainer's step: AMPTrainer's autocast
+    (its ``precision``), directly or held by a DefaultTrainer as ``_trainer``; none with SimpleTrainer.
+    AMPTrainer trains on CUDA only: here (CPU) its hook is driven in-process, the autocast entered on
+    the model's device, CPU bfloat16 (the CUDA run: test_cuda_amp_meta_images_forward_under_autocast)."""
+    from detectron2.engine import AMPTrainer
+
+    cfg = balms_cfg("balanced_softmax", "images")
+    seen = {}
+    for kind in ("simple", "amp", "default"):
+        model, optimizer = build(cfg)
+        if kind == "simple":
+            trainer = SimpleTrainer(model, _training_data(), optimizer)
+        else:
+            with warnings.catch_warnings():  # its GradScaler: no CUDA here, disabled (only the step uses it)
+                warnings.simplefilter("ignore")
+                trainer = AMPTrainer(model, _training_data(), optimizer, precision=torch.bfloat16)
+            if kind == "default":  # what DefaultTrainer is to its hooks: the loop is its _trainer
+                trainer = FakeTrainer(model=model, optimizer=optimizer, iter=0, max_iter=10, _trainer=trainer)
+        hook, record = MetaReweighterHook(cfg, meta_loader=iter([tiny_detection_inputs(K, seed=3)])), RecordMetaForward()
+        for h in (hook, record):
+            h.trainer = trainer
+            h.before_train()
+        with EventStorage(0) as storage:
+            hook.before_step()
+        assert not storage.histories()  # (nothing of it in the trainer's storage either)
+        assert [c[0] for c in record.calls] == [True]
+        seen[kind] = record.calls[0][1:]
+        assert torch.isfinite(model.roi_heads.box_predictor.meta_reweighter._captured[0]).all()
+    assert seen["simple"][0] is False
+    assert seen["amp"] == seen["default"] == (True, torch.bfloat16)
+
+
+@cuda
+def test_cuda_amp_meta_images_forward_under_autocast():
+    """AMPTrainer on CUDA, META_SOURCE images: the meta forward under autocast float16 as the step's,
+    its events kept out of the trainer's storage."""
+    from detectron2.engine import AMPTrainer
+
+    cfg = balms_cfg("balanced_softmax", "images")
+    cfg.MODEL.DEVICE = "cuda"
+    model, optimizer = build(cfg)
+    trainer = AMPTrainer(model, _training_data("cuda"), optimizer)
+    record = RecordMetaForward()
+    meta = ([dict(d, image=d["image"].cuda(), instances=d["instances"].to("cuda"))
+             for d in tiny_detection_inputs(K, seed=500 + i)] for i in range(100))
+    trainer.register_hooks([MetaReweighterHook(cfg, meta_loader=meta), record])
+    trainer.train(0, 3)
+    assert record.calls == [(True, True, torch.float16), (False, True, torch.float16)] * 3
+    _check_one_entry_per_iteration(trainer.storage, 3)
+    r = model.roi_heads.box_predictor.meta_reweighter
+    assert r.adam_step.item() == 3 and torch.isfinite(r.theta).all()
 
 
 # ------------------------------------------------------------------ DDP: 2 gloo processes
@@ -513,7 +629,6 @@ def test_crt_config_trains_and_resumes_through_train_net(balms_run, datasets_dir
 
 
 # ------------------------------------------------------------------ CUDA (skipped without a GPU)
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @cuda

@@ -15,7 +15,10 @@ hook also does what needs the trainer:
 * ``before_step``: hands each reweighter the main optimizer's current SGD rule (LR, momentum buffer,
   weight decay) for the virtual step and whether a meta step is due (every ``PERIOD`` iterations);
   with ``images``, first runs the next meta images through the frozen detector (no gradient) so each
-  predictor keeps their ROIs' box features and labels as its meta batch.
+  predictor keeps their ROIs' box features and labels as its meta batch. That forward is not a
+  training step: what the detector logs in it (RPN, ROI sampling, mask statistics) goes to a
+  throwaway ``EventStorage``, not to the trainer's (``metrics.json`` has the training batch's alone),
+  and it runs under the trainer's precision (``AMPTrainer``'s autocast).
 * ``after_step``: EventStorage scalars every ``LOG_PERIOD`` (TensorBoard, ``metrics.json``).
 * ``after_train``: ``OUTPUT_DIR/meta_weights.{json,csv,png}`` (main process).
 
@@ -33,8 +36,9 @@ import logging
 
 import torch
 from detectron2.config import configurable
-from detectron2.engine import HookBase
+from detectron2.engine import AMPTrainer, HookBase
 from detectron2.utils import comm
+from detectron2.utils.events import EventStorage
 
 from balms_eval.groups import LVIS_THRESHOLDS
 from ..data.samplers import build_meta_train_loader
@@ -43,7 +47,7 @@ from ..modeling.meta_reweighter import sgd_rules
 from ..modeling.output_layers import LongTailOutputLayers
 from .meta_weights import class_table, training_image_counts_from_config, weight_summary, write_meta_weights
 
-__all__ = ["MetaReweighterHook", "meta_reweighted_predictors", "capture_meta_batches"]
+__all__ = ["MetaReweighterHook", "meta_reweighted_predictors", "capture_meta_batches", "step_autocast"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +75,17 @@ def check_only_predictors_trainable(model, predictors):
             f"The meta reweighter reuses the training step's box features, so only the box predictor may be "
             f"trainable (MODEL.BALMS.DECOUPLED.TRAINABLE); these parameters are trainable too: {bad[:8]}"
         )
+
+
+def step_autocast(trainer, model):
+    """The autocast context of the trainer's training step, for a forward that should run as that step
+    does: ``AMPTrainer``'s (``autocast(dtype=trainer.precision)``, on the model's device; a
+    ``DefaultTrainer`` runs its step with the ``AMPTrainer`` it holds as ``_trainer``), else none."""
+    loop = getattr(trainer, "_trainer", trainer)
+    if not isinstance(loop, AMPTrainer):
+        return contextlib.nullcontext()
+    param = next(model.parameters(), None)
+    return torch.autocast(param.device.type if param is not None else "cuda", dtype=loop.precision)
 
 
 @contextlib.contextmanager
@@ -182,7 +197,9 @@ class MetaReweighterHook(HookBase):
         if due and self.source == "images":
             data = next(self._meta_iter)
             model = _unwrap(self.trainer.model)
-            with capture_meta_batches(self.predictors), torch.no_grad():
+            # not a training step: its events go to a throwaway storage (EventStorage is a stack)
+            with EventStorage(it), step_autocast(self.trainer, model), capture_meta_batches(self.predictors), \
+                    torch.no_grad():
                 model(data)
         for (_, p), rules in zip(self.predictors, self._rules()):
             p.meta_reweighter.prepare(it, rules, due)

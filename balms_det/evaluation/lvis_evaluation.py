@@ -16,6 +16,7 @@ from collections import OrderedDict
 import numpy as np
 
 import detectron2.utils.comm as comm
+from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import BoxMode
@@ -71,9 +72,14 @@ class LVISEvaluator(DatasetEvaluator):
                  image_counts=None, image_count_source=None, frequency_thresholds=LVIS_THRESHOLDS,
                  train_datasets=None):
         """
+        ``LVISEvaluator(dataset_name, cfg, distributed, output_dir)``, detectron2's deprecated call with
+        a config for ``tasks``, is accepted as detectron2's ``LVISEvaluator`` accepts it (a warning, the
+        tasks inferred from the predictions), with the settings :func:`build_lvis_evaluator` takes from
+        the config (:func:`lvis_evaluator_settings`; the keywords they cover are refused beside it).
+
         Args:
             dataset_name: registered dataset with metadata ``json_file`` (COCO or LVIS format).
-            tasks: ("bbox",), ("segm",) or both; None: inferred from the predictions.
+            tasks: ("bbox",), ("segm",) or both; None: inferred from the predictions. (Or a config.)
             distributed: gather predictions from all ranks to the main process.
             output_dir: where lvis_instances_results.json and the per-class files go.
             max_dets_per_image: detections kept per image (LVIS: 300); -1 or None: all.
@@ -90,6 +96,11 @@ class LVISEvaluator(DatasetEvaluator):
                 them), when ``image_counts`` is not given: what ``build_lvis_evaluator`` passes from
                 ``cfg.DATASETS.TRAIN``, and a Python config's ``L(LVISEvaluator)(..., train_datasets=...)``.
         """
+        settings = dict(max_dets_per_image=max_dets_per_image, backend=backend, per_class=per_class,
+                        frequency_thresholds=frequency_thresholds, train_datasets=train_datasets)
+        if isinstance(tasks, CfgNode):  # detectron2's LVISEvaluator(dataset_name, cfg, distributed, output_dir)
+            tasks, settings = None, _settings_of_config_call(dataset_name, tasks, settings)
+        train_datasets = settings["train_datasets"]
         if image_counts is None and train_datasets:
             train = [train_datasets] if isinstance(train_datasets, str) else list(train_datasets)
             image_counts, image_count_source = training_image_counts(train, count_dicts=False)
@@ -98,12 +109,13 @@ class LVISEvaluator(DatasetEvaluator):
         self._tasks = tuple(tasks) if tasks is not None else None
         self._distributed = distributed
         self._output_dir = output_dir
-        self._max_dets_per_image = max_dets_per_image
-        self._per_class = per_class
+        self._max_dets_per_image = settings["max_dets_per_image"]
+        self._per_class = settings["per_class"]
         self._metadata = MetadataCatalog.get(dataset_name)
         json_file = PathManager.get_local_path(self._metadata.json_file)
-        self._gt = LVISGroundTruth(json_file, backend, image_counts=image_counts, count_source=image_count_source,
-                                   thresholds=frequency_thresholds, missing_counts_hint=COUNTS_HINT)
+        self._gt = LVISGroundTruth(json_file, settings["backend"], image_counts=image_counts,
+                                   count_source=image_count_source, thresholds=settings["frequency_thresholds"],
+                                   missing_counts_hint=COUNTS_HINT)
         logger.info("%s: %s labelling; frequency groups from %s", dataset_name, self._gt.labelling,
                     self._gt.groups.source if self._gt.groups else "(none: no annotations)")
         # Test-set files have no annotations (evaluated by a server).
@@ -188,17 +200,41 @@ class LVISEvaluator(DatasetEvaluator):
         storage.put_scalars(**scalars, smoothing_hint=False)
 
 
+def lvis_evaluator_settings(cfg):
+    """The :class:`LVISEvaluator` keywords ``cfg`` gives: ``cfg.TEST.LVIS_EVAL`` (see balms_det/config.py;
+    the defaults without it) and the training sets ``cfg.DATASETS.TRAIN``."""
+    eval_cfg = cfg.TEST.get("LVIS_EVAL", None)
+    return dict(
+        max_dets_per_image=eval_cfg.MAX_DETS_PER_IMAGE if eval_cfg is not None else LVIS_MAX_DETS_PER_IMAGE,
+        backend=eval_cfg.BACKEND if eval_cfg is not None else "fast",
+        per_class=eval_cfg.PER_CLASS if eval_cfg is not None else True,
+        train_datasets=list(cfg.DATASETS.TRAIN),
+        frequency_thresholds=tuple(eval_cfg.FREQUENCY_THRESHOLDS) if eval_cfg is not None else LVIS_THRESHOLDS)
+
+
+# The keywords of LVISEvaluator that a config gives (lvis_evaluator_settings), and their defaults.
+_CONFIG_KEYWORDS = dict(max_dets_per_image=LVIS_MAX_DETS_PER_IMAGE, backend="fast", per_class=True,
+                        frequency_thresholds=tuple(LVIS_THRESHOLDS), train_datasets=None)
+
+
+def _settings_of_config_call(dataset_name, cfg, given):
+    """detectron2's deprecated ``LVISEvaluator(dataset_name, cfg, ...)``: the settings of ``cfg``
+    (:func:`lvis_evaluator_settings`), with a warning as detectron2's; refused with any of the
+    keywords ``given`` (name -> value) set besides its default."""
+    mixed = sorted(k for k, v in given.items() if (tuple(v) if isinstance(v, list) else v) != _CONFIG_KEYWORDS[k])
+    if mixed:
+        raise TypeError(f"LVISEvaluator({dataset_name!r}, cfg, ...) takes its settings from the config "
+                        f"(TEST.LVIS_EVAL, DATASETS.TRAIN); it cannot also take {mixed}: give either the "
+                        "config or these keywords")
+    logger.warning("LVISEvaluator instantiated with a config (detectron2's deprecated call): tasks inferred from "
+                   "the predictions, settings from TEST.LVIS_EVAL and DATASETS.TRAIN (build_lvis_evaluator's)")
+    return lvis_evaluator_settings(cfg)
+
+
 def build_lvis_evaluator(cfg, dataset_name, output_folder=None):
     """The :class:`LVISEvaluator` configured by ``cfg.TEST.LVIS_EVAL`` (see balms_det/config.py),
     with training images per class from ``cfg.DATASETS.TRAIN`` (metadata ``class_image_count``,
     or counted from the registered dicts). ``output_folder`` defaults to OUTPUT_DIR/inference."""
     if output_folder is None:
         output_folder = os.path.join(cfg.OUTPUT_DIR, "inference")
-    eval_cfg = cfg.TEST.get("LVIS_EVAL", None)
-    return LVISEvaluator(
-        dataset_name, distributed=True, output_dir=output_folder,
-        max_dets_per_image=eval_cfg.MAX_DETS_PER_IMAGE if eval_cfg is not None else LVIS_MAX_DETS_PER_IMAGE,
-        backend=eval_cfg.BACKEND if eval_cfg is not None else "fast",
-        per_class=eval_cfg.PER_CLASS if eval_cfg is not None else True,
-        train_datasets=list(cfg.DATASETS.TRAIN),
-        frequency_thresholds=tuple(eval_cfg.FREQUENCY_THRESHOLDS) if eval_cfg is not None else LVIS_THRESHOLDS)
+    return LVISEvaluator(dataset_name, distributed=True, output_dir=output_folder, **lvis_evaluator_settings(cfg))

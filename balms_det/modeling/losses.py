@@ -12,16 +12,26 @@ labels in ``[0, K]``, ``K`` meaning background.
 * Sigmoid variant of the official BALMS instance-segmentation code: ``K`` sigmoid logits; for
   foreground ROIs only ``z_j - log((1 - p_j) / p_j)``; binary cross-entropy summed over classes and
   divided by the number of ROIs.
+
+Precision (AMP): every function of the logits here and in :mod:`~balms_det.modeling.peer_losses` is
+computed in at least float32 (:func:`at_least_float32`): half-precision logits are upcast before any
+prior shift, the float64 priors are cast to float32 (not to half), and autocast is off inside, so a
+loss or a calibration computed under ``torch.autocast`` equals the float32 one from the same logits.
+Float32 and float64 logits are used as they are.
 """
+import functools
 import math
 
 import torch
 from torch.nn import functional as F
 
 __all__ = [
+    "at_least_float32",
     "BACKGROUND_MODES",
     "log_prior",
     "softmax_logit_shift",
+    "softmax_ce_loss",
+    "softmax_probs",
     "balanced_softmax_loss",
     "posthoc_adjust",
     "norcal_probs",
@@ -30,6 +40,31 @@ __all__ = [
     "sigmoid_prior_bias",
     "sigmoid_probs_with_background",
 ]
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def at_least_float32(fn):
+    """
+    Decorator of the functions of the logits (the first argument): ``fn`` is computed in at least
+    float32, whatever AMP does. Half-precision logits (float16 / bfloat16) are upcast to float32, and
+    ``fn`` runs with autocast off on their device (autocast would run e.g. a matmul in half precision
+    even on float32 tensors); float32 and float64 logits are passed as they are, so ``fn`` casts its
+    float64 priors to the logits' dtype, float32 or float64, never to half. The result (and the
+    gradient inside ``fn``) is float32 for half-precision logits.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(logits, *args, **kwargs):
+        if logits.dtype in _HALF:
+            logits = logits.float()
+        if logits.device.type not in ("cpu", "cuda"):  # no autocast to turn off there
+            return fn(logits, *args, **kwargs)
+        with torch.autocast(logits.device.type, enabled=False):
+            return fn(logits, *args, **kwargs)
+
+    return wrapper
+
 
 # How the background logit of a softmax classifier is treated (``MODEL.BALMS.BACKGROUND``):
 #   "unadjusted": background shift 0, foreground shift log n_j (optionally centered, see log_prior).
@@ -77,6 +112,20 @@ def softmax_logit_shift(fg_counts=None, background="unadjusted", center=True, ro
     raise ValueError(f"Unknown background mode {background!r}; expected one of {BACKGROUND_MODES}")
 
 
+@at_least_float32
+def softmax_ce_loss(logits, gt_classes, reduction="mean"):
+    """detectron2's softmax cross-entropy ``CE(z, y)`` (the baseline): (N, C) logits, (N,) labels;
+    ``reduction`` as :func:`torch.nn.functional.cross_entropy`'s (``"mean"`` over the N ROIs, ``"none"``)."""
+    return F.cross_entropy(logits, gt_classes, reduction=reduction)
+
+
+@at_least_float32
+def softmax_probs(logits):
+    """``softmax(z)`` over the last dimension: (N, C) -> (N, C)."""
+    return F.softmax(logits, dim=-1)
+
+
+@at_least_float32
 def balanced_softmax_loss(logits, gt_classes, shift, tau=1.0, reduction="mean"):
     """
     Balanced Softmax / logit-adjusted cross-entropy: ``CE(z + tau * shift, y)``.
@@ -92,6 +141,7 @@ def balanced_softmax_loss(logits, gt_classes, shift, tau=1.0, reduction="mean"):
     return F.cross_entropy(logits, gt_classes, reduction=reduction)
 
 
+@at_least_float32
 def posthoc_adjust(logits, shift, tau):
     """Post-hoc logit adjustment (Menon et al.): ``z - tau * shift`` (use the training-time shift)."""
     if tau == 0:
@@ -99,6 +149,7 @@ def posthoc_adjust(logits, shift, tau):
     return logits - tau * shift.to(dtype=logits.dtype, device=logits.device)
 
 
+@at_least_float32
 def norcal_probs(logits, counts, gamma=1.0):
     """
     NorCal (Pan et al., NeurIPS 2021), as the authors' code computes it (``WITH: exps``, ``RENORM``):
@@ -140,6 +191,7 @@ def _reduce_per_roi(loss, reduction):
     return reduce_rois(loss.sum(dim=1), reduction)
 
 
+@at_least_float32
 def sigmoid_ce_loss(logits, gt_classes, reduction="mean"):
     """
     Sigmoid baseline: ``K`` logits, one-hot targets (all zero for background ROIs), binary
@@ -153,6 +205,7 @@ def sigmoid_ce_loss(logits, gt_classes, reduction="mean"):
     return _reduce_per_roi(loss, reduction)
 
 
+@at_least_float32
 def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12, reduction="mean"):
     """
     Sigmoid variant of Balanced Softmax, as in the official BALMS instance-segmentation code.
@@ -183,6 +236,7 @@ def sigmoid_prior_bias(prior_prob):
     return -math.log((1 - prior_prob) / prior_prob)
 
 
+@at_least_float32
 def sigmoid_probs_with_background(logits):
     """``sigmoid(z)`` with a zero background column appended: (N, K) -> (N, K + 1)."""
     probs = logits.sigmoid()

@@ -105,8 +105,8 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         """``prior``: a :class:`~balms_det.modeling.priors.ClassPrior` to use instead of loading one."""
         ret = super().from_config(cfg, input_shape)
         for key in ("use_fed_loss", "use_sigmoid_ce", "get_fed_loss_cls_weights", "fed_loss_num_classes"):
-            ret.pop(key)
-        if cfg.MODEL.ROI_BOX_HEAD.USE_FED_LOSS or cfg.MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE:
+            ret.pop(key, None)  # detectron2 before its federated loss has none of them
+        if cfg.MODEL.ROI_BOX_HEAD.get("USE_FED_LOSS", False) or cfg.MODEL.ROI_BOX_HEAD.get("USE_SIGMOID_CE", False):
             raise ValueError(f"{cls.__name__}: set MODEL.BALMS.CLS_LOSS instead of "
                              "MODEL.ROI_BOX_HEAD.USE_FED_LOSS / USE_SIGMOID_CE")
         b = cfg.MODEL.BALMS

@@ -3,7 +3,8 @@
 Notation as in :mod:`~balms_det.modeling.losses`: ``K`` foreground classes, ``gt_classes`` in
 ``[0, K]`` with ``K`` = background, ``N`` sampled ROIs. Every loss returns, with
 ``reduction="none"``, the (N,) per-ROI losses ``l_i`` whose ``sum / N`` is the published loss
-(``reduction="mean"``). Half-precision logits are computed in float32, so AMP does not break a loss.
+(``reduction="mean"``). Every function of the logits is computed in at least float32, also under
+AMP (:func:`~balms_det.modeling.losses.at_least_float32`).
 Nothing here has state: what a method accumulates during training (Seesaw's class counts, EQLv2's
 gradient sums) is passed in, and its per-step increment is computed by a separate function
 (:func:`seesaw_count_increment`, :func:`eqlv2_gradient_increment`); the box predictor keeps the sums.
@@ -23,7 +24,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from .losses import one_hot_targets, reduce_rois
+from .losses import at_least_float32, one_hot_targets, reduce_rois
 
 __all__ = [
     "seesaw_log_factors",
@@ -41,11 +42,8 @@ __all__ = [
 ]
 
 
-def _compute_dtype(logits):
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-
-
 # ------------------------------------------------------------------------------------------ Seesaw
+@at_least_float32
 def seesaw_log_factors(class_logits, labels, cum_counts, p=0.8, q=2.0, eps=1e-2):
     """
     ``log S_ij`` of Seesaw Loss (Wang et al., CVPR 2021) for ROIs with foreground labels ``i``:
@@ -63,7 +61,7 @@ def seesaw_log_factors(class_logits, labels, cum_counts, p=0.8, q=2.0, eps=1e-2)
         class_logits: (N, K) class logits (detached inside). labels: (N,) labels in [0, K).
         cum_counts: (K,) cumulative counts N_j. p, q: the exponents (0 disables a factor).
     Returns:
-        (N, K) ``log S`` in the logits' dtype, no gradient.
+        (N, K) ``log S`` in the logits' dtype (float32 for half-precision logits), no gradient.
     """
     z = class_logits.detach()
     n, k = z.shape
@@ -78,6 +76,7 @@ def seesaw_log_factors(class_logits, labels, cum_counts, p=0.8, q=2.0, eps=1e-2)
     return log_s.scatter(1, labels[:, None], 0.0)
 
 
+@at_least_float32
 def seesaw_loss(logits, gt_classes, cum_counts, p=0.8, q=2.0, eps=1e-2, reduction="mean"):
     """
     Seesaw Loss with its objectness branch, as in mmdetection's ``SeesawLoss`` (the authors' code).
@@ -96,7 +95,7 @@ def seesaw_loss(logits, gt_classes, cum_counts, p=0.8, q=2.0, eps=1e-2, reductio
         logits: (N, K + 2). gt_classes: (N,) in [0, K]. cum_counts: (K,) cumulative class counts
         (:func:`seesaw_count_increment`, the current batch included).
     """
-    z = _compute_dtype(logits)
+    z = logits
     k = z.shape[1] - 2
     cls, obj = z[:, :k], z[:, k:]
     fg = gt_classes < k
@@ -113,10 +112,11 @@ def seesaw_count_increment(gt_classes, num_classes):
     return counts.to(torch.float64)
 
 
+@at_least_float32
 def seesaw_probs(logits):
     """Seesaw inference (mmdetection's ``get_activation``): ``[softmax(z) * P(fg), P(bg)]`` with the
     objectness probabilities ``softmax(o)``; (N, K + 2) -> (N, K + 1), background last."""
-    z = _compute_dtype(logits)
+    z = logits
     k = z.shape[1] - 2
     obj = F.softmax(z[:, k:], dim=1)
     return torch.cat([F.softmax(z[:, :k], dim=1) * obj[:, :1], obj[:, 1:]], dim=1)
@@ -155,6 +155,7 @@ def _eqlv2_elementwise_weights(target, pos_w, neg_w):
     return pos_w * target + neg_w * (1 - target)
 
 
+@at_least_float32
 def eqlv2_loss(logits, gt_classes, pos_w, neg_w, reduction="mean"):
     """
     EQLv2: ``K + 1`` sigmoid logits (background last, its target 1 for background ROIs), binary
@@ -164,7 +165,7 @@ def eqlv2_loss(logits, gt_classes, pos_w, neg_w, reduction="mean"):
     Args:
         logits: (N, K + 1). gt_classes: (N,) in [0, K]. pos_w, neg_w: (K + 1,).
     """
-    z = _compute_dtype(logits)
+    z = logits
     target = one_hot_targets(z, gt_classes)
     weight = _eqlv2_elementwise_weights(target, pos_w, neg_w)
     loss = F.binary_cross_entropy_with_logits(z, target, reduction="none") * weight
@@ -172,6 +173,7 @@ def eqlv2_loss(logits, gt_classes, pos_w, neg_w, reduction="mean"):
 
 
 @torch.no_grad()
+@at_least_float32
 def eqlv2_gradient_increment(logits, gt_classes, pos_w, neg_w):
     """
     This step's EQLv2 statistics: per foreground class, the sums over ROIs of the weighted
@@ -185,7 +187,7 @@ def eqlv2_gradient_increment(logits, gt_classes, pos_w, neg_w):
     Returns:
         (pos, neg): (K,) float64 each.
     """
-    z = _compute_dtype(logits).detach()
+    z = logits.detach()
     target = one_hot_targets(z, gt_classes)
     # |sigmoid(z) - t| is sigmoid(-z) for a positive, sigmoid(z) for a negative (no cancellation)
     magnitude = torch.where(target > 0, (-z).sigmoid(), z.sigmoid())
@@ -224,6 +226,7 @@ def ecm_margins(fg_counts, fg_bg_ratio=6.3313):
     return m_pos, m_neg, a * ((1 + a) / a).log()
 
 
+@at_least_float32
 def ecm_loss(logits, gt_classes, m_pos, m_neg, weight, reduction="mean"):
     """
     ECM Loss: ``K + 1`` logits (background last). Per column the margin-adjusted binary
@@ -234,19 +237,20 @@ def ecm_loss(logits, gt_classes, m_pos, m_neg, weight, reduction="mean"):
     Computed as ``w_j * BCE_with_logits(2 z_ij + m+_j - m-_j, t_ij)``, the same function written
     without the exponentials that overflow in the code's form.
     """
-    z = _compute_dtype(logits)
+    z = logits
     target = one_hot_targets(z, gt_classes)
     offset = (m_pos - m_neg).to(device=z.device, dtype=z.dtype)
     loss = F.binary_cross_entropy_with_logits(2 * z + offset, target, reduction="none")
     return reduce_rois((loss * weight.to(device=z.device, dtype=z.dtype)).sum(dim=1), reduction)
 
 
+@at_least_float32
 def objectness_sigmoid_probs(logits):
     """Inference of EQLv2 and ECM (their code's ``get_activation``): ``sigmoid(z_j) * (1 - sigmoid(z_bg))``
     for the K classes, ``sigmoid(z_bg)`` last; (N, K + 1) -> (N, K + 1). For ECM this is not its
     training probability ``sigmoid(2 z + m+ - m-)`` without margins (that would be ``sigmoid(2 z)``):
     we follow its code."""
-    s = _compute_dtype(logits).sigmoid()
+    s = logits.sigmoid()
     return torch.cat([s[:, :-1] * (1 - s[:, -1:]), s[:, -1:]], dim=1)
 
 
@@ -259,6 +263,7 @@ def federated_class_mask(fed_classes, num_classes):
     return mask[:num_classes]
 
 
+@at_least_float32
 def federated_loss(logits, gt_classes, class_mask, reduction="mean"):
     """
     The federated loss (Zhou et al., 2021), as detectron2's ``sigmoid_cross_entropy_loss`` with
@@ -269,7 +274,7 @@ def federated_loss(logits, gt_classes, class_mask, reduction="mean"):
 
     detectron2 has K + 1 logits and ignores the last one; we build K (the same loss and scores).
     """
-    z = _compute_dtype(logits)
+    z = logits
     target = one_hot_targets(z, gt_classes)
     loss = F.binary_cross_entropy_with_logits(z, target, reduction="none")
     return reduce_rois((loss * class_mask.to(device=z.device, dtype=z.dtype)).sum(dim=1), reduction)

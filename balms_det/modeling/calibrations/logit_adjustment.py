@@ -1,7 +1,5 @@
 """``logit_adjustment``: post-hoc logit adjustment (Menon et al., ICLR 2021): a softmax model predicts
 with ``softmax(z - tau * shift)``, the loss's own logit shift (its class prior and background mode)."""
-from torch.nn import functional as F
-
 from .. import losses as L
 from .base import CALIBRATION_REGISTRY, SoftmaxLogitCalibration
 
@@ -29,7 +27,7 @@ class LogitAdjustment(SoftmaxLogitCalibration):
         return loss_settings.get("background", "unadjusted") == "unadjusted"
 
     def forward(self, logits, loss):
-        return F.softmax(L.posthoc_adjust(logits, loss.logit_shift(), self.tau), dim=-1)
+        return L.softmax_probs(L.posthoc_adjust(logits, loss.logit_shift(), self.tau))
 
     def extra_repr(self):
         return f"tau={self.tau}"

@@ -1,7 +1,6 @@
 """``softmax``: detectron2's cross-entropy over K + 1 logits (the baseline), and the logit prior that
 Balanced Softmax trains with and post-hoc logit adjustment predicts with."""
 import torch
-from torch.nn import functional as F
 
 from .. import losses as L
 from .base import CLS_LOSS_REGISTRY, ClsLoss
@@ -54,11 +53,11 @@ class SoftmaxLoss(ClsLoss):
         return L.softmax_logit_shift(self.class_counts, center=self.center_prior)
 
     def per_roi_loss(self, logits, gt_classes):
-        return F.cross_entropy(logits, gt_classes, reduction="none")
+        return L.softmax_ce_loss(logits, gt_classes, reduction="none")
 
     def plain_loss(self, logits, gt_classes):
         """The meta loss of BALMS: cross-entropy, no prior, no weights (mean over ROIs)."""
-        return F.cross_entropy(logits, gt_classes, reduction="mean")
+        return L.softmax_ce_loss(logits, gt_classes, reduction="mean")
 
     @torch.no_grad()
     def before_loss(self, gt_classes):
@@ -67,4 +66,4 @@ class SoftmaxLoss(ClsLoss):
             self.roi_label_counts += counts[: self.num_classes + 1].to(self.roi_label_counts.dtype)
 
     def probs(self, logits):
-        return F.softmax(logits, dim=-1)
+        return L.softmax_probs(logits)

@@ -110,6 +110,14 @@ def test_escaped_key_text_after_the_top_level_key(tmp_path):
     assert text.rindex('"categories": [{"id": 9') > text.index('"categories": [{"id": 3')
     cats, _ = _check_equal(path)
     assert [c["id"] for c in cats] == [3, 1, 2]
+    # the root object's last member: without the backslash count, its key would read as "categories"
+    # followed by a value and the root's closing brace, i.e. as the top-level key
+    data[TRICK_KEY] = [{"id": 99}]
+    path = _write(tmp_path / "c.json", data)
+    with open(path, encoding="utf-8") as f:
+        assert f.read().endswith('"file \\"categories": [{"id": 99}]}')
+    cats, _ = _check_equal(path)
+    assert [c["id"] for c in cats] == [3, 1, 2]
 
 
 def test_a_nested_key_after_the_top_level_one(tmp_path):

@@ -20,7 +20,10 @@ How a top-level key is found, exactly (valid JSON assumed only where the file is
   members from the start, skipping each value element by element, up to the key. Cost: O(bytes
   before the key).
 
-The cheaper of the two goes first. Skipped values are decoded one element at a time with
+A key token nearer the end than the start goes to the tail check first (and to the head walk if that
+fails), any other to the head walk alone. Before all that, a file whose first and last bytes
+(whitespace aside) are not ``{`` and ``}`` is rejected: a cheap check that catches a truncated file
+whatever part of it is read. Skipped values are decoded one element at a time with
 :meth:`json.JSONDecoder.raw_decode` and dropped, so memory stays O(largest element) while a
 10^6-element array is passed. Only what is read is checked for syntax: a malformed annotation in a
 part that is not read does not raise here (``json.load`` would). Duplicate top-level keys: the tail

@@ -425,6 +425,7 @@ def main():
                                    "prior_build.json" if args.scale == 1 else f"prior_build_scale{args.scale:g}.json")
     if args.data_dir and os.path.abspath(args.data_dir).startswith(REPO + os.sep):
         p.error("--data-dir must be outside the repository")
+    machine = machine_info()  # before the runs: the commit and the load they start from
     tmp = None if args.data_dir else tempfile.mkdtemp(prefix="bench_prior_build_")
     data_dir = args.data_dir or tmp
     os.makedirs(data_dir, exist_ok=True)
@@ -475,7 +476,7 @@ def main():
             "data": {"file_bytes": os.path.getsize(json_path), "file_mb": os.path.getsize(json_path) / 2 ** 20,
                      "key_order": list(KEY_ORDER), "generate_s": summary.get("generate_s"),
                      **{k: summary[k] for k in ("num_categories", "num_images", "num_annotations")}},
-            "machine": machine_info(),
+            "machine": machine,
             "labels": {k: v[0] for k, v in KINDS.items() if k in med},
             "medians": med, "ratios": ratios, "runs": results,
         }

@@ -1,4 +1,5 @@
 """The benchmark scripts still run (a small smoke run; their timings are not checked here)."""
+import os
 import re
 
 from conftest import FEW_VAL, few_val_import_file, run_tool
@@ -203,6 +204,29 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
     assert "4 finished, 0 to do" in out and "$ " not in out, out
     pictures = [(tmp_path / "again" / f"lt{k}_detections.png").read_bytes() for k in range(2)]
     assert pictures[0] == pictures[1]
+
+
+def test_bench_prior_build_runs_and_the_readers_agree(tmp_path, monkeypatch):
+    """A tiny scale: the table's rows and ratios, the record, and the generated data gone afterwards
+    (the script itself exits non-zero when the readers' counts differ)."""
+    import json
+
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setenv("TMPDIR", str(work))  # where the script generates its json
+    record = tmp_path / "record.json"
+    out = run_tool(["benchmarks/bench_prior_build.py", "--scale", "0.002", "--out", str(record),
+                    "--skip", "after_images", "build_before"], str(tmp_path)).stdout
+    for label in ("(a) counts_from_lvis_json", "(b) counts_from_lvis_json", "(b0) bare reader", "(c) build_model",
+                  "(d) build_model"):
+        assert re.search(rf"^{re.escape(label)}.*\s[0-9.]+\s+[0-9,]+\s+-?[0-9.,]+\s+[0-9,]+$", out, re.M), out
+    assert re.search(r"^  prior read time \(a\)/\(b\)\s+[0-9.,]+x$", out, re.M), out
+    assert re.search(r"^  \(c\) build_model, PRIOR.SOURCE json\s+[-+][0-9.]+ s", out, re.M), out
+    rec = json.loads(record.read_text())
+    assert rec["data"]["num_images"] == 200 and rec["data"]["num_categories"] == 1203
+    assert set(rec["medians"]) == {"before", "after", "reader", "build", "build_list"}
+    assert rec["ratios"]["read_time_before_over_after"] > 0 and rec["machine"]["cpu"]
+    assert os.listdir(work) == []  # the generated json is removed
 
 
 def test_bench_meta_reweighter_runs_every_variant(datasets_dir):

@@ -51,6 +51,29 @@ def test_lvis_json_counts_in_contiguous_order(tmp_path):
     assert c.tolist() == [9.0, 5.0, 3.0]
 
 
+def test_lvis_json_reads_the_images_only_when_asked_and_once_per_process(tmp_path, monkeypatch):
+    from balms_eval import json_categories as jc
+
+    calls = []
+    find = jc._find
+    monkeypatch.setattr(jc, "_find", lambda path, key, count: calls.append(key) or find(path, key, count))
+    f = _lvis_json(tmp_path / "a.json", [5, 3, 9], [7, 3, 20], ids=[3, 1, 2], num_images=12)
+    c, n = counts_from_lvis_json(f, "image_count", need_num_images=False)
+    assert c.tolist() == [3.0, 9.0, 5.0] and n is None and calls == ["categories"]
+    c, n = counts_from_lvis_json(f, "instance_count")  # the default: the number of images too
+    assert c.tolist() == [3.0, 20.0, 7.0] and n == 12 and calls == ["categories", "images"]
+    assert counts_from_lvis_json(f)[1] == 12 and len(calls) == 2  # cached in this process
+    # no (or no non-empty) "images": None, as json.load's ``len(data.get("images", [])) or None`` gave
+    for images in (None, []):
+        data = json.loads((tmp_path / "a.json").read_text())
+        data.pop("images") if images is None else data.update(images=images)
+        (tmp_path / "b.json").write_text(json.dumps(data))
+        assert counts_from_lvis_json(str(tmp_path / "b.json"))[1] is None
+    (tmp_path / "c.json").write_text(json.dumps({"images": [], "annotations": []}))
+    with pytest.raises(KeyError, match="no top-level 'categories' key"):
+        counts_from_lvis_json(str(tmp_path / "c.json"))
+
+
 def test_dataset_dicts_counts():
     dicts = [
         {"annotations": [{"category_id": 0}, {"category_id": 0}, {"category_id": 2}]},

@@ -86,28 +86,40 @@ def _check_kind(count):
         raise ValueError(f"Unknown count kind {count!r}; expected one of {COUNT_KINDS}")
 
 
-def counts_from_lvis_json(json_file, count="image_count", id_map=None):
+def counts_from_lvis_json(json_file, count="image_count", id_map=None, need_num_images=True):
     """
     Returns (counts, num_images) from an LVIS-format annotation file's ``categories``.
+
+    Only the top-level ``categories`` (and, with ``need_num_images``, the number of ``images``
+    entries; else ``num_images`` is None) are read, streaming, and cached per process: see
+    :mod:`balms_eval.json_categories`.
 
     id_map: dataset category id -> contiguous id; default LVIS's ``id - 1`` if the ids are
     ``1..K``, otherwise the rank of the sorted ids (detectron2's COCO convention).
     """
+    from balms_eval.json_categories import MissingKeyError, count_json_images, read_json_categories
+
     _check_kind(count)
-    with PathManager.open(json_file) as f:
-        data = json.load(f)
-    cats = data["categories"]
+    local_file = PathManager.get_local_path(json_file)
+    cats = read_json_categories(local_file)
     missing = [c["id"] for c in cats if count not in c]
     if missing:
         raise ValueError(f"{json_file}: categories {missing[:5]}... have no {count!r} field")
     if id_map is None:
         ids = sorted(c["id"] for c in cats)
         id_map = {i: r for r, i in enumerate(ids)}
-    counts = torch.zeros(len(id_map), dtype=torch.float64)
+    values = [0.0] * len(id_map)
     for c in cats:
         if c["id"] in id_map:
-            counts[id_map[c["id"]]] = float(c[count])
-    return counts, len(data.get("images", [])) or None
+            values[id_map[c["id"]]] = float(c[count])
+    counts = torch.tensor(values, dtype=torch.float64)
+    num_images = None
+    if need_num_images:
+        try:
+            num_images = count_json_images(local_file) or None
+        except MissingKeyError:
+            pass
+    return counts, num_images
 
 
 def counts_from_metadata(meta, count="image_count"):

@@ -215,12 +215,14 @@ def load_class_prior(
     counts: Optional[List[float]] = None,
     num_images: int = 0,
     min_count: float = 1.0,
+    need_num_images: bool = True,
 ) -> ClassPrior:
     """
     Class counts from ``source`` (see module doc), summed over ``dataset_names``.
 
     Args:
         num_images: if > 0, overrides the number of training images given by the source.
+        need_num_images: the json source counts the file's images only when asked (a pass over them).
     """
     if source not in PRIOR_SOURCES:
         raise ValueError(f"Unknown prior source {source!r}; expected one of {PRIOR_SOURCES}")
@@ -240,7 +242,7 @@ def load_class_prior(
                 json_file = meta.get("json_file", None)
                 if json_file is None:
                     raise ValueError(f"Dataset {name!r} has no metadata 'json_file' for PRIOR.SOURCE json")
-                c, n = counts_from_lvis_json(json_file, count, _json_id_map(meta))
+                c, n = counts_from_lvis_json(json_file, count, _json_id_map(meta), need_num_images)
             elif source == "metadata":
                 c, n = counts_from_metadata(meta, count)
             else:
@@ -311,14 +313,15 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
         return _sampler_prior(names, sampler, count, num_classes, repeat_threshold, repeat_sqrt, filter_empty,
                               min_count)
     if json_file is not None:
-        c, n = counts_from_lvis_json(json_file, count)
+        c, n = counts_from_lvis_json(json_file, count, need_num_images=need_num_images)
         prior = ClassPrior(sanitize_counts(c, num_classes, min_count, name=json_file), n)
         if num_images > 0:
             prior.num_images = int(num_images)
     else:
         source = source or ("list" if counts else "json")
         prior = load_class_prior(datasets, source=source, count=count, num_classes=num_classes,
-                                 counts=list(counts or []), num_images=num_images, min_count=min_count)
+                                 counts=list(counts or []), num_images=num_images, min_count=min_count,
+                                 need_num_images=need_num_images)
     if need_num_images and not prior.num_images:
         if json_file is not None or source == "list" or not names:
             raise ValueError("The sigmoid variant needs the number of training images (MODEL.BALMS.PRIOR.NUM_IMAGES, "

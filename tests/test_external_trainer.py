@@ -56,11 +56,11 @@ SCRIPT = textwrap.dedent(
     cfg.freeze()
     trainer = DefaultTrainer(cfg)
     trainer.resume_or_load(resume=False)
-    pred = trainer.model.roi_heads.box_predictor
+    trainer.train()
+    pred = trainer.model.roi_heads.box_predictor  # its prior: computed at the first step (a stock trainer)
     pred = pred[0] if hasattr(pred, "__getitem__") else pred
     print("HEAD", type(trainer.model.roi_heads).__name__, type(pred).__name__, pred.cls_loss.name,
           pred.cls_loss.class_counts.tolist())
-    trainer.train()
     '''
 )
 

@@ -288,11 +288,12 @@ def _check_one_entry_per_iteration(storage, iterations):
         assert [it for _, it in storage.history(name).values()] == list(range(iterations)), name
 
 
-def test_meta_images_forward_logs_nothing_to_the_trainers_storage():
+def test_meta_images_forward_logs_nothing_to_the_trainers_storage(tmp_path):
     """META_SOURCE images: the meta images' forward (the whole detector, in training mode) is not a
     training step: the trainer's storage gets each iteration's ROI / RPN / mask statistics once, from
     the training batch (a real SimpleTrainer run)."""
     cfg = balms_cfg("balanced_softmax", "images")
+    cfg.OUTPUT_DIR = str(tmp_path)  # after_train writes meta_weights.* there
     model, optimizer = build(cfg)
     trainer = SimpleTrainer(model, _training_data(), optimizer)
     record = RecordMetaForward()
@@ -338,13 +339,14 @@ def test_meta_images_forward_runs_under_the_amp_trainers_autocast():
 
 
 @cuda
-def test_cuda_amp_meta_images_forward_under_autocast():
+def test_cuda_amp_meta_images_forward_under_autocast(tmp_path):
     """AMPTrainer on CUDA, META_SOURCE images: the meta forward under autocast float16 as the step's,
     its events kept out of the trainer's storage."""
     from detectron2.engine import AMPTrainer
 
     cfg = balms_cfg("balanced_softmax", "images")
     cfg.MODEL.DEVICE = "cuda"
+    cfg.OUTPUT_DIR = str(tmp_path)  # after_train writes meta_weights.* there
     model, optimizer = build(cfg)
     trainer = AMPTrainer(model, _training_data("cuda"), optimizer)
     record = RecordMetaForward()
@@ -655,6 +657,7 @@ def test_cuda_amp_training_with_the_meta_reweighter(tmp_path):
 
     cfg = balms_cfg("balanced_softmax", "bank")
     cfg.MODEL.DEVICE = "cuda"
+    cfg.OUTPUT_DIR = str(tmp_path)  # after_train writes meta_weights.* there
     model, optimizer = build(cfg)
 
     def data():

@@ -8,8 +8,9 @@ stated in this file, next to each key's name. :func:`validate` checks:
 
 * ``DATASETS.TRAIN`` / ``TEST``: registered; their metadata ``thing_classes`` (read without loading
   the dataset) as many as ``MODEL.ROI_HEADS.NUM_CLASSES``;
-* ``MODEL.ROI_HEADS.NAME`` registered, and the ``MODEL.BALMS`` keys that only a long-tail head reads
-  (all but ``DECOUPLED.*`` and ``CUSTOM_IMPORTS``) left at their defaults unless it is one;
+* ``MODEL.ROI_HEADS.NAME`` registered, and the ``MODEL.BALMS`` keys that choose or tune what a long-tail
+  head trains left at their defaults unless it is one (all but ``DECOUPLED.*``, ``CUSTOM_IMPORTS``,
+  ``PRIOR.*`` and the Meta Reweighter's settings, ``META_REWEIGHTER.ENABLED`` excepted);
 * every ``MODEL.BALMS`` number in its range and name in its registry or set (the losses and
   calibrations that ``CUSTOM_IMPORTS`` registers included: :func:`~balms_det.engine.build_config`
   imports them first), and the combinations the box predictor refuses (a calibration for another
@@ -114,8 +115,12 @@ _CHOICES = {
     "META_REWEIGHTER.ON_NONFINITE": NONFINITE_ACTIONS,
 }
 
-# MODEL.BALMS keys that matter without a long-tail head: stage 2 of any model, the imports
-_ANY_HEAD = ("DECOUPLED", "CUSTOM_IMPORTS")
+# MODEL.BALMS keys accepted whatever the head: stage 2 of any model, the imports, and two that cannot change
+# what a stock head trains, so that one base config can serve a stock baseline and the long-tail methods: the
+# source of the class counts (a description of the data) and the Meta Reweighter's settings (its ENABLED is
+# refused).
+_ANY_HEAD = ("DECOUPLED", "CUSTOM_IMPORTS", "PRIOR", "META_REWEIGHTER")
+_ANY_HEAD_EXCEPT = ("MODEL.BALMS.META_REWEIGHTER.ENABLED",)
 LONG_TAIL_HEADS = (LongTailROIHeads, LongTailCascadeROIHeads)  # and their subclasses (the old names too)
 # meta-architectures that have no MODEL.ROI_HEADS
 _NO_ROI_HEADS = ("RetinaNet", "ProposalNetwork", "SemanticSegmentor")
@@ -197,7 +202,7 @@ def _check_head(cfg):
     if isinstance(head, type) and issubclass(head, LONG_TAIL_HEADS):
         return True
     changed = [c for c in _changed(cfg.MODEL.BALMS, _default_balms(), "MODEL.BALMS")
-               if c[0].split(".")[2] not in _ANY_HEAD]
+               if c[0].split(".")[2] not in _ANY_HEAD or c[0] in _ANY_HEAD_EXCEPT]
     if changed:
         key, value, d = changed[0]
         more = f" ({len(changed) - 1} more such key(s): {[c[0] for c in changed[1:4]]})" if len(changed) > 1 else ""

@@ -105,6 +105,7 @@ def do_train(args, cfg):
     trainer.train(start_iter, cfg.train.max_iter)
 
 
+@exit_on_config_error()  # in each worker process too: one line, no traceback
 def main(args):
     cfg = LazyConfig.load(args.config_file)
     cfg = validate_lazy_config(LazyConfig.apply_overrides(cfg, args.opts))

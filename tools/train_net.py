@@ -77,6 +77,7 @@ def setup(args):
     return cfg
 
 
+@exit_on_config_error()  # in each worker process too: one line, no traceback
 def main(args):
     cfg = setup(args)
     if args.eval_only:

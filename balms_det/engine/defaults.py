@@ -11,6 +11,7 @@ import yaml
 from detectron2.config import get_cfg
 from detectron2.engine import defaults as d2_defaults
 from detectron2.utils import comm
+from torch.multiprocessing import ProcessExitedException
 
 from ..config import add_balms_config
 from ..config_validation import ConfigError
@@ -57,11 +58,17 @@ def build_config(config_file="", opts=(), *, validate=True):
 @contextlib.contextmanager
 def exit_on_config_error():
     """For entry points: a :class:`~balms_det.config_validation.ConfigError` raised within ends the process
-    with its one line, ``error: KEY VALUE: ...``, on stderr and exit status 1 (no traceback)."""
+    with its one line, ``error: KEY VALUE: ...``, on stderr and exit status 1 (no traceback). Also a decorator:
+    on the function that ``launch`` runs in each worker process, a worker ends the same way, and the launching
+    process, around ``launch``, then exits with status 1 too, without torch's traceback of the worker's exit."""
     try:
         yield
     except ConfigError as e:
         sys.exit(f"error: {e}")
+    except ProcessExitedException as e:
+        if e.exit_code != 1:
+            raise
+        sys.exit(1)  # a worker printed why
 
 
 def import_custom_modules(cfg, config_dir=None):

@@ -36,7 +36,7 @@ DEFAULT_LOSSES = ["balanced_softmax", "seesaw", "eqlv2", "ecm", "federated", "se
 
 
 def make_cfg(args, head, cls_loss):
-    cfg = build_config(args.config_file, args.opts)
+    cfg = build_config(args.config_file, args.opts, validate=False)  # offline: no dataset is read
     k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.WEIGHTS = ""

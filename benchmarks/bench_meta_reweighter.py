@@ -41,7 +41,7 @@ VARIANTS = ("balanced_softmax", "balms_bank", "balms_images")
 
 
 def make_cfg(args, variant):
-    cfg = build_config(args.config_file, args.opts)
+    cfg = build_config(args.config_file, args.opts, validate=False)  # offline: no dataset is read
     k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
     cfg.MODEL.DEVICE = args.device
     cfg.MODEL.WEIGHTS = ""
@@ -98,7 +98,7 @@ def main():
     ap.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     args = ap.parse_args()
 
-    k = build_config(args.config_file, args.opts).MODEL.ROI_HEADS.NUM_CLASSES
+    k = build_config(args.config_file, args.opts, validate=False).MODEL.ROI_HEADS.NUM_CLASSES
     batches = [make_batch(args.batch, args.size, k, args.device, seed=s) for s in range(4)]
     runs = {v: build(args, v, batches) for v in VARIANTS}
     for r in runs.values():  # every variant's hook starts before training starts

@@ -165,11 +165,14 @@ BLOCKS = {1: "end to end (authors' recipes)", 2: "controlled (sampler / classifi
 
 
 # ------------------------------------------------------------------------------------------ configs
-def _cfg(config, opts=()):
+def _cfg(config, opts=(), validate=False):
+    """``config`` + ``opts``; checked only with ``validate`` (a run's whole config): the base and a method's
+    YAML alone are pieces (e.g. a base whose NUM_CLASSES is for the --train data that the run adds)."""
     sys.path.insert(0, ROOT)
     from balms_det.engine import build_config
 
-    return build_config(os.path.join(ROOT, config) if not os.path.isabs(config) else config, list(opts))
+    return build_config(os.path.join(ROOT, config) if not os.path.isabs(config) else config, list(opts),
+                        validate=validate)
 
 
 def _flat(node, prefix=""):
@@ -849,7 +852,7 @@ class Bench:
         print(f"written: {path}")
 
     def _run_cfg(self, m, seed):
-        cfg = _cfg(self.base, self.method_opts(m) + self.data_opts + list(self.args.opts))
+        cfg = _cfg(self.base, self.method_opts(m) + self.data_opts + list(self.args.opts), validate=True)
         cfg.defrost()
         cfg.SEED = seed
         return cfg

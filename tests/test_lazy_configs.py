@@ -82,6 +82,14 @@ def entry_point(datasets_dir):
     return _entry_point()
 
 
+def stage1_weights(cfg, folder):
+    """A decoupled stage starts from a trained model's weights (every frozen parameter must come from them):
+    this config's model, freshly built, stands in for one; saved as ``folder/stage1.pth``."""
+    path = os.path.join(str(folder), "stage1.pth")
+    torch.save({"model": instantiate(cfg.model).state_dict()}, path)
+    return path
+
+
 def _train_and_eval(entry_point, cfg):
     entry_point.do_train(SimpleNamespace(resume=False), cfg)
     with open(os.path.join(cfg.train.output_dir, "metrics.json")) as f:
@@ -90,8 +98,10 @@ def _train_and_eval(entry_point, cfg):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[os.path.relpath(p, os.path.join(REPO, "configs")) for p in CONFIGS])
-def test_every_python_config_trains_a_step_and_evaluates(path, entry_point, tmp_path):
+def test_every_python_config_trains_a_step_and_evaluates(path, entry_point, tmp_path, tmp_path_factory):
     cfg = shrink(LazyConfig.load(path), tmp_path)
+    if cfg.get("decoupled"):
+        cfg.train.init_checkpoint = stage1_weights(cfg, tmp_path_factory.mktemp("stage1"))
     lines = _train_and_eval(entry_point, cfg)
     assert [m for m in lines if "total_loss" in m and m["iteration"] == 0]
     final = [m for m in lines if "bbox/APr" in m]
@@ -125,16 +135,18 @@ def test_python_and_yaml_balanced_softmax_build_the_same_predictor(datasets_dir)
                                                                            q.test_topk_per_image, q.num_classes)
 
 
-def test_resume_and_meta_reweighter_from_the_python_entry_point(datasets_dir, tmp_path):
+def test_resume_and_meta_reweighter_from_the_python_entry_point(datasets_dir, tmp_path, tmp_path_factory):
     """The decoupled BALMS Python config through tools/lazyconfig_train_net.py: stage 2 trains only the
     classifier with the Meta Reweighter hook (scalars, meta_weights.*), and --resume continues from the
     last checkpoint with theta, its Adam state and the bank as saved."""
     base = os.path.join(REPO, "configs/LTShapes/mask_rcnn_R18_FPN_decoupled_balms.py")
-    over = ["train.device=cpu", "train.init_checkpoint=", "train.eval_period=0", "train.log_period=1",
+    over = ["train.device=cpu", "train.eval_period=0", "train.log_period=1",
             "train.checkpointer.period=2", "dataloader.train.dataset.names=lt_shapes_mini_train",
             "dataloader.test.dataset.names=[]", "dataloader.train.total_batch_size=2", "dataloader.train.num_workers=0",
             "lr_multiplier.scheduler.milestones=[3]", "lr_multiplier.scheduler.values=[1.0,0.1]",
             "lr_multiplier.scheduler.num_updates=4", "meta_reweighter_hook.log_period=1"]
+    weights = stage1_weights(LazyConfig.apply_overrides(LazyConfig.load(base), over), tmp_path_factory.mktemp("stage1"))
+    over.append(f"train.init_checkpoint={weights}")  # (stage 2 starts from a model's weights)
     cmd = ["tools/lazyconfig_train_net.py", "--config-file", base, f"train.output_dir={tmp_path}"] + over
     del_eval = ["dataloader.evaluator=null"]
     proc = run_tool(cmd + ["train.max_iter=2"] + del_eval, datasets_dir)

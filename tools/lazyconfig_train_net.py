@@ -11,12 +11,15 @@ What a config may hold besides detectron2's ``model``, ``dataloader``, ``optimiz
 and ``train``:
 
 * ``decoupled = dict(trainable=[...], freeze_bn=True, reinit_classifier=False)``: stage 2 (every
-  parameter but ``trainable``'s frozen after the model is built; cRT re-initialises the classifier
-  once, after ``train.init_checkpoint`` is loaded and never on ``--resume``);
+  parameter but ``trainable``'s frozen after the model is built, and each frozen one must come from
+  ``train.init_checkpoint`` when the run starts fresh; cRT re-initialises the classifier once, after
+  ``train.init_checkpoint`` is loaded and never on ``--resume``);
 * ``meta_reweighter_hook = L(MetaReweighterHook)(...)``: how the Meta Reweighter is driven when the
   model has one (default: every iteration, scalars every 20, ``meta_weights.*`` in ``train.output_dir``).
 
-Like ``tools/train_net.py``, ``--eval-only`` appends its results to ``train.output_dir/metrics.json``.
+Like ``tools/train_net.py``, ``--eval-only`` appends its results to ``train.output_dir/metrics.json``, and a
+config that cannot work (an unregistered dataset name, a ``decoupled.trainable`` that is not a regular
+expression, a decoupled stage without its weights) stops it with one line, ``error: KEY VALUE: ...``.
 """
 import json
 import logging
@@ -38,8 +41,9 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, losses, evaluators
+from balms_det.config_validation import validate_lazy_config
 from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, create_ddp_model,
-                              hold_output_dir)
+                              exit_on_config_error, hold_output_dir, resume_or_load_checked)
 from balms_det.engine.meta_reweighter_hook import meta_reweighted_predictors
 from balms_det.modeling import resolve_priors
 from balms_det.modeling.decoupled import freeze_for_decoupled
@@ -95,15 +99,18 @@ def do_train(args, cfg):
         hooks.PeriodicWriter(default_writers(cfg.train.output_dir, cfg.train.max_iter), period=cfg.train.log_period)
         if comm.is_main_process() else None,
     ])
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=args.resume)
+    # a decoupled stage's frozen parameters must all come from train.init_checkpoint (checked on a fresh start)
+    resume_or_load_checked(checkpointer, cfg.train.init_checkpoint, resume=args.resume, decoupled=bool(decoupled),
+                           key="train.init_checkpoint")
     start_iter = trainer.iter + 1 if args.resume and checkpointer.has_checkpoint() else 0
     resolve_priors(model, override=start_iter == 0)  # the config's prior when fresh, the checkpoint's on resume
     trainer.train(start_iter, cfg.train.max_iter)
 
 
+@exit_on_config_error()  # in each worker process too: one line, no traceback
 def main(args):
     cfg = LazyConfig.load(args.config_file)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts)
+    cfg = validate_lazy_config(LazyConfig.apply_overrides(cfg, args.opts))
     default_setup(cfg, args)
     setup_logger(cfg.train.output_dir, distributed_rank=comm.get_rank(), name="balms_det")
     if args.eval_only:
@@ -121,7 +128,8 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    output_dir = LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts).train.output_dir
-    with hold_output_dir(output_dir, enabled=args.machine_rank == 0):  # one run per train.output_dir
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+    with exit_on_config_error():  # a bad config: one line "error: KEY VALUE: ...", exit status 1
+        cfg = validate_lazy_config(LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts))
+        with hold_output_dir(cfg.train.output_dir, enabled=args.machine_rank == 0):  # one run per train.output_dir
+            launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                   dist_url=args.dist_url, args=(args,))

@@ -8,6 +8,9 @@ says what differs. Examples::
     python tools/train_net.py --config-file CFG --num-gpus 2            # 2 processes (gloo on CPU)
     python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth  # + metrics.json
     python tools/train_net.py --config-file CFG --resume                # continue from last_checkpoint
+
+A config that cannot work (balms_det.config_validation) stops it before anything is built, with one line
+``error: KEY VALUE: what is wrong; valid: ...`` and exit status 1.
 """
 import json
 import logging
@@ -21,8 +24,9 @@ from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, evaluators
 from balms_det.data.samplers import build_balms_train_loader
+from balms_det.config_validation import check_resume
 from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, build_config,
-                              cpu_ddp_support, hold_output_dir)
+                              cpu_ddp_support, exit_on_config_error, hold_output_dir, resume_or_load_checked)
 from balms_det.evaluation import build_lvis_evaluator
 from balms_det.modeling import apply_decoupled, resolve_priors
 
@@ -47,7 +51,12 @@ class Trainer(DefaultTrainer):
         return build_lvis_evaluator(cfg, dataset_name, output_folder)  # TEST.LVIS_EVAL.*
 
     def resume_or_load(self, resume=True):
-        super().resume_or_load(resume=resume)
+        # detectron2's, with the start checked (a MODEL.WEIGHTS file that exists; a decoupled stage's frozen
+        # parameters all loaded from it): a one-line ConfigError before training
+        resume_or_load_checked(self.checkpointer, self.cfg.MODEL.WEIGHTS, resume=resume,
+                               decoupled=self.cfg.MODEL.BALMS.DECOUPLED.ENABLED)
+        if resume and self.checkpointer.has_checkpoint():
+            self.start_iter = self.iter + 1
         # this run's class prior: its config's when starting fresh (stage 2 too), the checkpoint's on resume
         resolve_priors(self.model, override=self.start_iter == 0)
 
@@ -63,13 +72,14 @@ class Trainer(DefaultTrainer):
 
 
 def setup(args):
-    cfg = build_config(args.config_file, args.opts)
+    cfg = build_config(args.config_file, args.opts)  # checked (balms_det.config_validation.validate)
     cfg.freeze()
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="balms_det")
     return cfg
 
 
+@exit_on_config_error()  # in each worker process too: one line, no traceback
 def main(args):
     cfg = setup(args)
     if args.eval_only:
@@ -96,13 +106,16 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     logging.getLogger(__name__).info("Command Line Args: %s", args)
-    output_dir = build_config(args.config_file, args.opts).OUTPUT_DIR
-    with hold_output_dir(output_dir, enabled=args.machine_rank == 0):  # one run per OUTPUT_DIR
-        launch(
-            main,
-            args.num_gpus,
-            num_machines=args.num_machines,
-            machine_rank=args.machine_rank,
-            dist_url=args.dist_url,
-            args=(args,),
-        )
+    with exit_on_config_error():  # a bad config: one line "error: KEY VALUE: ...", exit status 1
+        cfg = build_config(args.config_file, args.opts)  # checked before anything is built
+        if args.resume:
+            check_resume(cfg)  # (before default_setup overwrites OUTPUT_DIR/config.yaml)
+        with hold_output_dir(cfg.OUTPUT_DIR, enabled=args.machine_rank == 0):  # one run per OUTPUT_DIR
+            launch(
+                main,
+                args.num_gpus,
+                num_machines=args.num_machines,
+                machine_rank=args.machine_rank,
+                dist_url=args.dist_url,
+                args=(args,),
+            )

@@ -12,13 +12,18 @@
   ordered by that iteration (highest first; ties by modification time, newest first). Each skipped file is
   logged with the reason; when none can be read, a one-line ``FileNotFoundError`` names the folder. A file
   that reads but does not fit the model or its optimizer stops the resume as in detectron2 (then the
-  configuration, not the file, is at fault).
+  configuration, not the file, is at fault); one whose tensors have other shapes than the model's (trained with
+  another config) stops it with a one-line ``ConfigError`` naming them.
+* What the last load left out is kept: ``incompatible_keys`` (missing / unexpected keys, and the tensors
+  skipped for their shapes), for the checks of what a run starts from (:mod:`.decoupled_start`).
 """
 import os
 import secrets
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+
+from ..config_validation import config_error
 
 __all__ = ["AtomicCheckpointer", "CheckpointReadError", "atomic_write"]
 
@@ -98,6 +103,9 @@ class AtomicCheckpointer(DetectionCheckpointer):
     (see the module's docstring). Constructed the same way; :meth:`from_checkpointer` converts an
     existing checkpointer (for instance ``DefaultTrainer``'s)."""
 
+    incompatible_keys = None  # what the last load left out (fvcore's _IncompatibleKeys), None before one
+    _resuming = False  # within resume_or_load of a folder that has a checkpoint
+
     @classmethod
     def from_checkpointer(cls, other):
         """An ``AtomicCheckpointer`` with ``other``'s model, folder, ``save_to_disk``, path manager and
@@ -138,7 +146,27 @@ class AtomicCheckpointer(DetectionCheckpointer):
             raise CheckpointReadError(f"Cannot read checkpoint {f} ({_first_line(e)}): the file is truncated "
                                       "or corrupt; load another checkpoint") from e
 
+    def _load_model(self, checkpoint):
+        incompatible = super()._load_model(checkpoint)
+        self.incompatible_keys = incompatible
+        if self._resuming and incompatible is not None and incompatible.incorrect_shapes:
+            shapes = incompatible.incorrect_shapes
+            shown = ", ".join(f"{k} {tuple(a)} in the checkpoint, {tuple(b)} in the model" for k, a, b in shapes[:3])
+            raise config_error("--resume", self.save_dir, f"{len(shapes)} tensor(s) of its checkpoint have other "
+                               f"shapes than this model's ({shown}{', ...' if len(shapes) > 3 else ''}): it was "
+                               "trained with another config", "resume with the config it was trained with, or "
+                               "train this one in another output folder")
+        return incompatible
+
     def resume_or_load(self, path, *, resume=True):
+        self.incompatible_keys = None
+        self._resuming = bool(resume and self.has_checkpoint())
+        try:
+            return self._resume_or_load(path, resume)
+        finally:
+            self._resuming = False
+
+    def _resume_or_load(self, path, resume):
         if not (resume and self.has_checkpoint()) or not _is_local(self.save_dir):
             return super().resume_or_load(path, resume=resume)
         tagged = self.get_checkpoint_file()

@@ -1,4 +1,5 @@
-"""Defaults for training entry points: config loading with clear errors, DDP that also works on CPU."""
+"""Defaults for training entry points: config loading with clear errors (the config checked before anything is
+built, one line and no traceback from the tools), DDP that also works on CPU."""
 import contextlib
 import hashlib
 import importlib
@@ -10,8 +11,11 @@ import yaml
 from detectron2.config import get_cfg
 from detectron2.engine import defaults as d2_defaults
 from detectron2.utils import comm
+from torch.multiprocessing import ProcessExitedException
 
 from ..config import add_balms_config
+from ..config_validation import ConfigError
+from ..config_validation import validate as validate_config
 
 _D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model  # detectron2's own, restored after patching
 
@@ -38,13 +42,33 @@ def _msg(e):
     return e.args[0] if e.args else repr(e)
 
 
-def build_config(config_file="", opts=()):
-    """detectron2's defaults + balms_det's keys, merged with a YAML file and ``KEY VALUE`` overrides."""
+def build_config(config_file="", opts=(), *, validate=True):
+    """detectron2's defaults + balms_det's keys, merged with a YAML file and ``KEY VALUE`` overrides, then
+    checked (:func:`~balms_det.config_validation.validate`: a one-line ``ConfigError``). A script that edits
+    the config further passes ``validate=False`` and calls ``validate(cfg)`` once it is complete."""
     cfg = get_cfg()
     add_balms_config(cfg)
     merge_config(cfg, config_file, opts)
     import_custom_modules(cfg, os.path.dirname(os.path.abspath(config_file)) if config_file else None)
+    if validate:
+        validate_config(cfg)
     return cfg
+
+
+@contextlib.contextmanager
+def exit_on_config_error():
+    """For entry points: a :class:`~balms_det.config_validation.ConfigError` raised within ends the process
+    with its one line, ``error: KEY VALUE: ...``, on stderr and exit status 1 (no traceback). Also a decorator:
+    on the function that ``launch`` runs in each worker process, a worker ends the same way, and the launching
+    process, around ``launch``, then exits with status 1 too, without torch's traceback of the worker's exit."""
+    try:
+        yield
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    except ProcessExitedException as e:
+        if e.exit_code != 1:
+            raise
+        sys.exit(1)  # a worker printed why
 
 
 def import_custom_modules(cfg, config_dir=None):

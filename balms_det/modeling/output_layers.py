@@ -19,7 +19,7 @@ from torch import nn
 
 from .calibrations import LogitAdjustment, NoCalibration, calibration_class
 from .classifiers import build_classifier
-from .cls_losses import cls_loss_class
+from .cls_losses import ClsLoss, cls_loss_class
 from .meta_reweighter import meta_reweighter_from_config
 from .priors import class_prior_from_config, deferred_prior_from_config
 
@@ -84,11 +84,16 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         super().__init__(input_shape, **kwargs)
         if isinstance(cls_loss, str):
             cls_loss = cls_loss_class(cls_loss)(self.num_classes)
+        if not isinstance(cls_loss, ClsLoss):
+            raise TypeError(f"cls_loss must be an instance of a ClsLoss subclass, not {type(cls_loss).__name__}")
         if cls_loss.num_classes != self.num_classes:
             raise ValueError(f"cls_loss has {cls_loss.num_classes} classes, the predictor {self.num_classes}")
         self.cls_loss = cls_loss
         self.calibration = calibration if calibration is not None else NoCalibration()
         self.calibration.check(cls_loss)
+        if meta_reweighter is not None and meta_reweighter.num_classes != self.num_classes:
+            raise ValueError(f"meta_reweighter has {meta_reweighter.num_classes} classes, the predictor "
+                             f"{self.num_classes}: give MetaReweighter num_classes={self.num_classes}")
         if meta_reweighter is not None and cls_loss.plain_loss is None:
             raise ValueError(f"The meta reweighter needs a loss with a plain meta loss, not {cls_loss.name!r}")
         self.meta_reweighter = meta_reweighter
@@ -210,7 +215,12 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         """(Ri, K + 1) class probabilities per image (the calibration of the loss's logits); background
         last (zero for the sigmoid losses with K logits; detectron2's inference ignores that column)."""
         scores, _ = predictions
-        return self.calibration(scores, self.cls_loss).split([len(p) for p in proposals], dim=0)
+        probs = self.calibration(scores, self.cls_loss)
+        if not torch.isfinite(probs).all():
+            raise FloatingPointError(f"Non-finite class probabilities at inference from cls_loss "
+                                     f"{self.cls_loss.name or type(self.cls_loss).__name__!r} with calibration "
+                                     f"{self.calibration.name or type(self.calibration).__name__!r}")
+        return probs.split([len(p) for p in proposals], dim=0)
 
 
 def __getattr__(name):

@@ -1,5 +1,6 @@
 """Checking a config before anything is built or trained: :func:`validate` (YAML / ``CfgNode`` configs),
-:func:`validate_lazy_config` (Python configs) and :func:`check_resume` (a ``--resume`` of a folder).
+:func:`validate_lazy_config` (Python configs); a ``--resume`` of a folder:
+:func:`balms_det.engine.check_resume`.
 
 Every failure is a :class:`ConfigError` of one line, ``KEY VALUE: what is wrong; valid: ...``. The
 rules live beside the code they guard (the registries, the prior's sources, the Meta Reweighter's
@@ -21,11 +22,9 @@ stated in this file, next to each key's name. :func:`validate` checks:
 import difflib
 import functools
 import math
-import os
 import re
 
 import torch
-import yaml
 from detectron2.config import CfgNode, get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY
@@ -45,7 +44,7 @@ from .modeling.output_layers import _calibration_name, build_calibration
 from .modeling.priors import COUNT_KINDS, PRIOR_SAMPLERS, PRIOR_SOURCES, SAMPLERS_WITH_PRIOR, sanitize_counts
 from .modeling.roi_heads import LongTailCascadeROIHeads, LongTailROIHeads
 
-__all__ = ["ConfigError", "validate", "validate_lazy_config", "check_resume", "check_dataset_names",
+__all__ = ["ConfigError", "validate", "validate_lazy_config", "check_dataset_names",
            "check_trainable"]
 
 
@@ -382,50 +381,3 @@ def validate_lazy_config(cfg):
         if "trainable" in decoupled:
             check_trainable("decoupled.trainable", decoupled["trainable"])
     return cfg
-
-
-# ------------------------------------------------------------------ --resume
-def _loss_class_of(head_name, cls_loss):
-    """The loss class a config with these keys trains (a name where it is not registered), or None for a
-    stock head (or an unregistered one)."""
-    if head_name not in ROI_HEADS_REGISTRY:
-        return None
-    head = ROI_HEADS_REGISTRY.get(head_name)
-    if not (isinstance(head, type) and issubclass(head, LONG_TAIL_HEADS)):
-        return None
-    try:
-        return cls_loss_class(cls_loss)
-    except ValueError:
-        return cls_loss
-
-
-def check_resume(cfg):
-    """For a ``--resume`` of ``cfg.OUTPUT_DIR`` that holds a checkpoint (``last_checkpoint``): the config
-    saved there by the previous run (``config.yaml``, written by detectron2's ``default_setup``, so read
-    this before it) must train the same classes with the same loss. Call before ``default_setup``."""
-    folder = cfg.OUTPUT_DIR
-    saved_path = os.path.join(folder, "config.yaml")
-    if not (os.path.isfile(os.path.join(folder, "last_checkpoint")) and os.path.isfile(saved_path)):
-        return
-    try:
-        with open(saved_path) as f:
-            saved = yaml.safe_load(f)
-        model = saved["MODEL"]
-        saved_k, saved_head = model["ROI_HEADS"]["NUM_CLASSES"], model["ROI_HEADS"]["NAME"]
-        saved_loss = model.get("BALMS", {}).get("CLS_LOSS", None)
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return  # not a config this check can read: the checkpoint's shapes are checked when it is loaded
-    suggestion = (f"resume with the config it was trained with (--config-file {saved_path}), or train this "
-                  "config in another OUTPUT_DIR")
-    k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
-    if saved_k != k:
-        raise config_error("MODEL.ROI_HEADS.NUM_CLASSES", k, f"--resume of OUTPUT_DIR {folder!r}, whose checkpoints "
-                           f"were trained with {saved_k} classes ({saved_path})", suggestion)
-    ours = _loss_class_of(cfg.MODEL.ROI_HEADS.NAME, cfg.MODEL.BALMS.CLS_LOSS)
-    theirs = _loss_class_of(saved_head, saved_loss)
-    if ours != theirs:
-        what = f"MODEL.BALMS.CLS_LOSS {saved_loss!r}" if theirs is not None else f"the stock head {saved_head!r}"
-        value = cfg.MODEL.BALMS.CLS_LOSS if ours is not None else cfg.MODEL.ROI_HEADS.NAME
-        key = "MODEL.BALMS.CLS_LOSS" if ours is not None else "MODEL.ROI_HEADS.NAME"
-        raise config_error(key, value, f"--resume of OUTPUT_DIR {folder!r}, whose checkpoints were trained with "
-                           f"{what} ({saved_path})", suggestion)

@@ -9,8 +9,8 @@ from .columns import Masks, ResultColumns
 from .errors import AnnotationFileError, InputFileError, JSONFileError, LVISResultsError
 from .evaluate import IOU_TYPES, LVIS_MAX_DETS_PER_IMAGE, evaluate, evaluate_lvis
 from .ground_truth import BACKENDS, LVISGroundTruth
-from .groups import (LVIS_THRESHOLDS, FrequencyGroups, frequency_groups, image_counts_from_dataset,
-                     read_training_counts)
+from .annotation_validation import read_training_counts
+from .groups import LVIS_THRESHOLDS, FrequencyGroups, count_per_class, frequency_groups, image_counts_from_dataset
 from .metrics import METRICS, LVISEvalResult
 from .reading import read_results
 
@@ -35,4 +35,5 @@ __all__ = [
     "image_counts_from_dataset",
     "read_results",
     "read_training_counts",
+    "count_per_class",
 ]

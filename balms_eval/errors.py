@@ -42,3 +42,8 @@ def json_type(value):
         if isinstance(value, types):
             return name
     return f"a {type(value).__name__}"
+
+
+def id_range(ids):
+    """``"1..1203"``: the smallest and largest of ``ids``, for messages ("none" when empty)."""
+    return f"{min(ids)}..{max(ids)}" if ids else "none"

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import AnnotationFileError
 from .groups import LVIS_THRESHOLDS, check_count_categories, frequency_groups, needs_counts
-from .validation import FEDERATED_KEYS, check_annotation_dataset, check_hotcoco_ground_truth
+from .annotation_validation import FEDERATED_KEYS, check_annotation_dataset, check_hotcoco_ground_truth
 
 BACKENDS = ("fast", "lvis")
 LABELLINGS = ("federated", "exhaustive")
@@ -60,7 +60,7 @@ class LVISGroundTruth:
 
     Raises :class:`~.errors.JSONFileError` for a file that is missing, unreadable or not JSON, and
     :class:`~.errors.AnnotationFileError` (``<file>: <entry>: <what is wrong>``) for one that is not
-    a usable COCO/LVIS annotation file (see validation.py: the fast backend checks what hotcoco
+    a usable COCO/LVIS annotation file (see annotation_validation.py: the fast backend checks what hotcoco
     loaded, the reference backend the whole file, before lvis-api / pycocotools index it).
     """
 

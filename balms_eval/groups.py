@@ -84,39 +84,40 @@ def frequency_groups(categories, image_counts=None, count_source=None, threshold
     return FrequencyGroups(of, source, image_counts, count_source, thresholds)
 
 
+COUNT_KINDS = ("image_count", "instance_count")
+
+
+def count_per_class(images, count="image_count", weights=None):
+    """The one count of training samples per class: ``{category id: count}`` over ``images``, an
+    iterable of per-image annotation lists (dicts with ``category_id`` and, optionally, ``iscrowd``).
+    Crowd annotations are skipped; ``"image_count"``: images with at least one instance of the class,
+    ``"instance_count"``: instances. ``weights``: one number per image (e.g. a sampler's expected
+    draws), each image counting that many times (then the counts are floats). Ids are whatever the
+    annotations use (contiguous for detectron2's dicts, the file's for an annotation file)."""
+    if count not in COUNT_KINDS:
+        raise ValueError(f"Unknown count kind {count!r}; expected one of {COUNT_KINDS}")
+    counts = {}
+    weights = iter(weights) if weights is not None else None
+    for annotations in images:
+        w = next(weights) if weights is not None else 1
+        ids = [a["category_id"] for a in annotations if not a.get("iscrowd", 0)]
+        for c in (set(ids) if count == "image_count" else ids):
+            counts[c] = counts.get(c, 0) + w
+    return counts
+
+
 def image_counts_from_dataset(dataset):
     """{category id: images} of a COCO/LVIS-format dataset dict: its categories' ``image_count``
-    when every category has one (LVIS), else counted from its annotations (images with at least one
-    non-crowd instance of the class, as the training priors count)."""
+    when every category has one (LVIS), else counted from its annotations (:func:`count_per_class`,
+    as the training priors count)."""
     categories = dataset.get("categories") or []
     if categories and all("image_count" in c for c in categories):
         return {int(c["id"]): int(c["image_count"]) for c in categories}
-    images_of = {int(c["id"]): set() for c in categories}
+    per_image = {}
     for a in dataset.get("annotations") or []:
-        if not a.get("iscrowd", 0):
-            images_of.setdefault(int(a["category_id"]), set()).add(a["image_id"])
-    return {c: len(imgs) for c, imgs in images_of.items()}
-
-
-def read_training_counts(path):
-    """(image_counts, count_source, categories) of a training annotation file: its images per
-    class (:func:`image_counts_from_dataset`), where they come from, and its categories ({id:
-    category dict}) for :func:`check_count_categories`. Raises
-    :class:`~.errors.JSONFileError` / :class:`~.errors.AnnotationFileError` (``<path>: ...``) for
-    a file that cannot be read or is not a COCO/LVIS annotation file (the fields the counts read:
-    see :func:`~.validation.check_annotation_dataset`, ``geometry=False``)."""
-    from .results_io import load_json
-    from .validation import check_annotation_dataset
-
-    train = load_json(path, "training annotation")
-    _, categories, annotations = check_annotation_dataset(train, path, geometry=False)
-    counted = all("image_count" in c for c in categories)
-    if not counted and annotations is None:
-        raise AnnotationFileError(f"{path}: no 'annotations' to count training images per class from, and not every "
-                                  "category has an 'image_count'; give the training set's annotation file")
-    how = "its categories' image_count" if counted else "counted from its annotations"
-    return (image_counts_from_dataset(train), f"training images per class in {path} ({how})",
-            {c["id"]: c for c in categories})
+        per_image.setdefault(a["image_id"], []).append(a)
+    counts = count_per_class(per_image.values())
+    return {int(c["id"]): 0 for c in categories} | {int(c): n for c, n in counts.items()}
 
 
 def check_count_categories(categories, image_counts, counted_categories, counts_name, evaluated_name,

@@ -5,7 +5,7 @@
     python benchmarks/bench_lvis_eval.py --whole-process --replicate 10 --repeats 1
     python benchmarks/bench_lvis_eval.py --scale --replicate 50     # fast path only: 5,000 images
 
-Detections: jittered ground truth + random false positives (balms_eval.fake_detections), 300 per
+Detections: jittered ground truth + random false positives (benchmarks/fake_detections.py), 300 per
 image with RLE masks, on the real LVIS v0.5 val ground truth of 100 images
 (../shared/data/lvis_v0.5_val_100.json, or BALMS_SHARED_DATA), ``--replicate`` times under new ids.
 
@@ -40,7 +40,7 @@ import numpy as np
 import orjson
 
 from balms_eval import METRICS, LVISGroundTruth, ResultColumns, evaluate_lvis, read_results
-from balms_eval.fake_detections import make_fake_lvis_detections
+from fake_detections import make_fake_lvis_detections
 
 TARGET = 20.0  # in-process speed-up target, end to end from the results list
 TARGET_WHOLE_PROCESS = 10.0

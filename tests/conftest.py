@@ -6,6 +6,7 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))  # the benchmarks' synthetic detections (fake_detections)
 _SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache"}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from balms_eval import METRICS, LVISGroundTruth, LVISResultsError, evaluate_lvis
-from balms_eval.fake_detections import make_fake_lvis_detections
+from fake_detections import make_fake_lvis_detections
 from balms_eval.metrics import per_class_ap_from_precision
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # lvis-api: np.float, logger.warn

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from balms_eval import LVISGroundTruth, evaluate, frequency_groups, image_counts_from_dataset
-from balms_eval.fake_detections import make_fake_lvis_detections
+from fake_detections import make_fake_lvis_detections
 
 TOL = 1e-6
 

@@ -175,7 +175,7 @@ def lvis_eval_tool():
 
 
 def test_cli_writes_metrics_in_percent(lvis_eval_tool, lvis_json, lvis_dict, tmp_path, capsys):
-    from balms_eval.fake_detections import make_fake_lvis_detections
+    from fake_detections import make_fake_lvis_detections
 
     results = make_fake_lvis_detections(lvis_dict, seed=5, dets_per_image=40)
     res_file = tmp_path / "model_results.json"
@@ -357,7 +357,7 @@ def test_coco_format_dataset_without_training_counts_says_which_key(lt_shapes, t
 
 
 def test_cli_on_coco_format_with_train_gt_imports_no_torch(lvis_eval_tool, lt_shapes, tmp_path):
-    from balms_eval.fake_detections import make_fake_lvis_detections
+    from fake_detections import make_fake_lvis_detections
 
     val = _as_coco(lt_shapes["val_json"], tmp_path / "val.json")
     _as_coco(lt_shapes["train_json"], tmp_path / "train.json")

@@ -186,7 +186,7 @@ def test_annotation_path_that_is_not_a_readable_file(tool, files, tmp_path, caps
 
 
 # Checked only by the reference backend: hotcoco's loader accepts these and its index cannot show
-# them without reading every annotation into Python (validation.check_hotcoco_ground_truth).
+# them without reading every annotation into Python (annotation_validation.check_hotcoco_ground_truth).
 REFERENCE_ONLY = [
     ("annotation-without-id", _edit(_drop("annotations", 0, "id")), "annotations[0]: no 'id'"),
     ("bbox-missing", _edit(_drop("annotations", 0, "bbox")), "no 'bbox'"),

@@ -10,14 +10,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from balms_det.modeling.meta_reweighter import (
-    MetaReweighter,
-    SGDRule,
-    adam_step_,
-    meta_hypergradient,
-    roi_loss_weights,
-    sgd_rules,
-)
+from balms_det.modeling.meta_reweighter import MetaReweighter
+from balms_det.modeling.meta_step import SGDRule, adam_step_, meta_hypergradient, roi_loss_weights, sgd_rules
 from balms_det.modeling.roi_feature_bank import ROIFeatureBank
 
 torch.set_num_threads(1)

@@ -12,7 +12,7 @@ from detectron2.modeling import build_model
 
 from balms_det.modeling import ClassPrior, resolve_priors
 from balms_det.modeling.cls_losses import BalancedSoftmaxLoss
-from balms_det.modeling.priors import DeferredPrior
+from balms_det.modeling.deferred_prior import DeferredPrior
 from test_heads import COUNTS, K, tiny_cfg
 
 torch.set_num_threads(1)

@@ -21,9 +21,7 @@ Like ``tools/train_net.py``, ``--eval-only`` appends its results to ``train.outp
 config that cannot work (an unregistered dataset name, a ``decoupled.trainable`` that is not a regular
 expression, a decoupled stage without its weights) stops it with one line, ``error: KEY VALUE: ...``.
 """
-import json
 import logging
-import os
 
 from detectron2.config import LazyConfig, instantiate
 from detectron2.engine import (
@@ -36,14 +34,13 @@ from detectron2.engine import (
     launch,
 )
 from detectron2.evaluation import inference_on_dataset, print_csv_format
-from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, losses, evaluators
 from balms_det.config_validation import validate_lazy_config
 from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, create_ddp_model,
-                              exit_on_config_error, hold_output_dir, resume_or_load_checked)
+                              exit_on_config_error, finish_eval_only, hold_output_dir, resume_or_load_checked)
 from balms_det.engine.meta_reweighter_hook import meta_reweighted_predictors
 from balms_det.modeling import resolve_priors
 from balms_det.modeling.decoupled import freeze_for_decoupled
@@ -117,12 +114,7 @@ def main(args):
         model = build_model(cfg)
         model = create_ddp_model(model)
         AtomicCheckpointer(model).load(cfg.train.init_checkpoint)
-        res = do_test(cfg, model)
-        if comm.is_main_process():  # as a training run's final evaluation: one line of metrics.json
-            with open(os.path.join(cfg.train.output_dir, "metrics.json"), "a") as f:
-                f.write(json.dumps(flatten_results_dict(res)) + "\n")
-        comm.synchronize()  # ranks leave together, as in detectron2's EvalHook (see train_net.py)
-        return res
+        return finish_eval_only(cfg.train.output_dir, do_test(cfg, model))  # + one line of metrics.json
     do_train(args, cfg)
 
 

@@ -12,21 +12,19 @@ says what differs. Examples::
 A config that cannot work (balms_det.config_validation) stops it before anything is built, with one line
 ``error: KEY VALUE: what is wrong; valid: ...`` and exit status 1.
 """
-import json
 import logging
 import os
 
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
-from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 import balms_det  # noqa: F401  registers datasets, heads, evaluators
 from balms_det.data.samplers import build_balms_train_loader
-from balms_det.config_validation import check_resume
 from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaReweighterHook, build_config,
-                              cpu_ddp_support, exit_on_config_error, hold_output_dir, resume_or_load_checked)
+                              check_resume, cpu_ddp_support, exit_on_config_error, finish_eval_only, hold_output_dir,
+                              resume_or_load_checked)
 from balms_det.evaluation import build_lvis_evaluator
 from balms_det.modeling import apply_decoupled, resolve_priors
 
@@ -91,13 +89,7 @@ def main(args):
         if cfg.TEST.AUG.ENABLED:
             res.update(Trainer.test_with_TTA(cfg, model))
         verify_results(cfg, res)
-        if comm.is_main_process():  # as a training run's final evaluation: one line of metrics.json
-            with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json"), "a") as f:
-                f.write(json.dumps(flatten_results_dict(res)) + "\n")
-        # As detectron2's EvalHook, ranks leave together: a rank > 0 that exits while rank 0 still
-        # evaluates could abort at shutdown under gloo (its thread freeing the gather's tensors).
-        comm.synchronize()
-        return res
+        return finish_eval_only(cfg.OUTPUT_DIR, res)  # + one line of metrics.json, as a training run's end
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

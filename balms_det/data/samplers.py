@@ -15,6 +15,7 @@ import logging
 from collections import defaultdict
 
 import torch
+from balms_eval.groups import count_per_class
 from detectron2.data import build_detection_train_loader, get_detection_dataset_dicts
 from detectron2.data.samplers import RepeatFactorTrainingSampler
 from detectron2.utils import comm
@@ -86,10 +87,7 @@ def class_balanced_repeat_factors(dataset_dicts):
     """(N,) float32 per-image repeat factors ``max_{c in image} 1 / f(c)``, ``f(c)`` = fraction of the
     images containing class ``c`` (crowd annotations skipped); 1 for an image without classes."""
     per_image = [_image_classes(d) for d in dataset_dicts]
-    images_with = defaultdict(int)
-    for classes in per_image:
-        for c in classes:
-            images_with[c] += 1
+    images_with = count_per_class(d.get("annotations", []) for d in dataset_dicts)
     n = len(dataset_dicts)
     return torch.tensor([max((n / images_with[c] for c in classes), default=1.0) for classes in per_image],
                         dtype=torch.float32)

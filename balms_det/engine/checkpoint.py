@@ -15,7 +15,7 @@
   configuration, not the file, is at fault); one whose tensors have other shapes than the model's (trained with
   another config) stops it with a one-line ``ConfigError`` naming them.
 * What the last load left out is kept: ``incompatible_keys`` (missing / unexpected keys, and the tensors
-  skipped for their shapes), for the checks of what a run starts from (:mod:`.decoupled_start`).
+  skipped for their shapes), for the checks of what a run starts from (:mod:`.start_checks`).
 """
 import os
 import secrets

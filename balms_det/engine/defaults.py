@@ -4,12 +4,14 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import json
 import os
 import sys
 
 import yaml
 from detectron2.config import get_cfg
 from detectron2.engine import defaults as d2_defaults
+from detectron2.evaluation.testing import flatten_results_dict
 from detectron2.utils import comm
 from torch.multiprocessing import ProcessExitedException
 
@@ -102,6 +104,18 @@ def import_custom_modules(cfg, config_dir=None):
             raise
     if resolved != list(cfg.MODEL.BALMS.CUSTOM_IMPORTS) and not cfg.is_frozen():
         cfg.MODEL.BALMS.CUSTOM_IMPORTS = resolved
+
+
+def finish_eval_only(output_dir, results):
+    """The end of an evaluation-only run: its results appended to ``output_dir/metrics.json`` as one line
+    (as a training run's final evaluation; main process), then every rank leaves together, as detectron2's
+    EvalHook does (a rank > 0 that exits while rank 0 still evaluates could abort at shutdown under gloo,
+    its thread freeing the gather's tensors). Returns ``results``."""
+    if comm.is_main_process():
+        with open(os.path.join(output_dir, "metrics.json"), "a") as f:
+            f.write(json.dumps(flatten_results_dict(results)) + "\n")
+    comm.synchronize()
+    return results
 
 
 def create_ddp_model(model, **kwargs):

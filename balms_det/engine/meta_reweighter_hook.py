@@ -43,7 +43,8 @@ from detectron2.utils.events import EventStorage
 from balms_eval.groups import LVIS_THRESHOLDS
 from ..data.samplers import build_meta_train_loader
 
-from ..modeling.meta_reweighter import sgd_rules
+from ..modeling.ddp import unwrap
+from ..modeling.meta_step import sgd_rules
 from ..modeling.output_layers import LongTailOutputLayers
 from .meta_weights import class_table, training_image_counts_from_config, weight_summary, write_meta_weights
 
@@ -52,15 +53,11 @@ __all__ = ["MetaReweighterHook", "meta_reweighted_predictors", "capture_meta_bat
 logger = logging.getLogger(__name__)
 
 
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
-
-
 def meta_reweighted_predictors(model):
     """``[(name, predictor)]``: the box predictors of ``model`` that have a meta reweighter."""
     return [
         (name, m)
-        for name, m in _unwrap(model).named_modules()
+        for name, m in unwrap(model).named_modules()
         if isinstance(m, LongTailOutputLayers) and m.meta_reweighter is not None
     ]
 
@@ -69,7 +66,7 @@ def check_only_predictors_trainable(model, predictors):
     """The meta step treats the box features as constants: nothing upstream of the box predictors
     may be trainable. Raises ``ValueError`` naming the offending parameters."""
     prefixes = tuple(name + "." for name, _ in predictors)
-    bad = [n for n, p in _unwrap(model).named_parameters() if p.requires_grad and not n.startswith(prefixes)]
+    bad = [n for n, p in unwrap(model).named_parameters() if p.requires_grad and not n.startswith(prefixes)]
     if bad:
         raise ValueError(
             f"The meta reweighter reuses the training step's box features, so only the box predictor may be "
@@ -134,8 +131,6 @@ class MetaReweighterHook(HookBase):
         m = cfg.MODEL.BALMS.META_REWEIGHTER
         if not m.ENABLED:
             raise ValueError("MetaReweighterHook needs MODEL.BALMS.META_REWEIGHTER.ENABLED")
-        if not cfg.MODEL.BALMS.DECOUPLED.ENABLED:
-            raise ValueError("MODEL.BALMS.META_REWEIGHTER.ENABLED needs MODEL.BALMS.DECOUPLED.ENABLED")
         if meta_loader is None and m.META_SOURCE == "images":
             meta_loader = functools.partial(build_meta_train_loader, cfg)  # built in before_train
         return {
@@ -196,7 +191,7 @@ class MetaReweighterHook(HookBase):
         due = it % self.period == 0
         if due and self.source == "images":
             data = next(self._meta_iter)
-            model = _unwrap(self.trainer.model)
+            model = unwrap(self.trainer.model)
             # not a training step: its events go to a throwaway storage (EventStorage is a stack)
             with EventStorage(it), step_autocast(self.trainer, model), capture_meta_batches(self.predictors), \
                     torch.no_grad():

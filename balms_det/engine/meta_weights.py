@@ -12,7 +12,7 @@ from detectron2.data import MetadataCatalog
 
 from balms_eval.groups import LVIS_THRESHOLDS, check_thresholds, group_of
 from balms_eval.per_class import FREQUENCY_GROUPS, GROUP_COLORS, group_edges
-from ..modeling.priors import class_prior, class_prior_from_config
+from ..evaluation.training_counts import training_image_counts
 
 __all__ = ["class_table", "training_image_counts_from_config", "weight_summary", "write_meta_weights"]
 
@@ -22,35 +22,30 @@ COLUMNS = ("stage", "contiguous_id", "category_id", "name", "frequency", "train_
 
 
 def training_image_counts_from_config(cfg, predictor):
-    """Training images per class for ``cfg``: the predictor's own prior when it counts images (no second
-    read of the dataset), else MODEL.BALMS.PRIOR's source, else counted from the training dicts."""
+    """Training images per class for ``cfg``: the predictor's own prior when it counts them (image
+    counts, not the sampler's prior: no second read of the dataset), else :func:`_training_image_counts`."""
     prior = cfg.MODEL.BALMS.PRIOR
-    if (prior.COUNT == "image_count" and prior.SAMPLER == "none" and hasattr(predictor.cls_loss, "class_counts")
-            and predictor.cls_loss.prior_ready):
-        return predictor.cls_loss.class_counts
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.BALMS.PRIOR.COUNT = "image_count"
-    cfg.MODEL.BALMS.PRIOR.SAMPLER = "none"  # images per class, not the sampler's expected draws
-    try:
-        return class_prior_from_config(cfg).counts
-    except ValueError as e:
-        logger.warning(f"Meta weights report: {e}; counting training images from the dataset dicts")
-        cfg.MODEL.BALMS.PRIOR.SOURCE = "dataset"
-        return class_prior_from_config(cfg).counts
+    return _training_image_counts(predictor, list(cfg.DATASETS.TRAIN),
+                                  prior_is_images=prior.COUNT == "image_count" and prior.SAMPLER == "none")
 
 
-def _training_image_counts(predictor, train_datasets):
-    """The predictor's prior (taken as image counts), else the datasets' (json, metadata, dicts)."""
-    if hasattr(predictor.cls_loss, "class_counts") and predictor.cls_loss.prior_ready:
-        return predictor.cls_loss.class_counts
-    errors = []
-    for source in ("json", "metadata", "dataset"):
-        try:
-            return class_prior(train_datasets, source=source, num_classes=predictor.num_classes).counts
-        except (ValueError, KeyError) as e:
-            errors.append(f"{source}: {e}")
-    raise ValueError(f"No training image counts for the meta weights report: {errors}")
+def _training_image_counts(predictor, train_datasets, prior_is_images=True):
+    """(K,) training images per class, contiguous ids: the predictor's prior where it holds them, else
+    the training sets' (metadata ``class_image_count``, or counted from their dicts by the one counting
+    function, :func:`~balms_det.evaluation.training_image_counts`)."""
+    loss = predictor.cls_loss
+    if prior_is_images and hasattr(loss, "class_counts") and loss.prior_ready:
+        return loss.class_counts
+    counts, _ = training_image_counts(list(train_datasets))
+    if counts is None:
+        raise ValueError("No training image counts for the meta weights report: no training dataset given")
+    id_map = dict(MetadataCatalog.get(train_datasets[0]).get("thing_dataset_id_to_contiguous_id", None) or {})
+    out = torch.zeros(predictor.num_classes, dtype=torch.float64)
+    for cat_id, n in counts.items():
+        c = id_map.get(cat_id, -1) if id_map else cat_id - 1
+        if 0 <= c < predictor.num_classes:
+            out[c] = float(n)
+    return out
 
 
 def class_table(predictor, train_datasets=(), frequency_thresholds=LVIS_THRESHOLDS, image_counts=None):

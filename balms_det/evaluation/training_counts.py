@@ -2,7 +2,7 @@
 ``frequency`` into rare / common / frequent, and what the per-class outputs plot AP against."""
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..modeling.priors import counts_from_dataset_dicts
+from balms_eval.groups import count_per_class
 
 
 def training_image_counts(train_names, count_dicts=True):
@@ -28,12 +28,10 @@ def training_image_counts(train_names, count_dicts=True):
         dicts = DatasetCatalog.get(name)  # (loading a COCO-style set also fills its id map)
         id_map = meta.get("thing_dataset_id_to_contiguous_id", None)
         contiguous_to_id = {v: k for k, v in id_map.items()} if id_map else None
-        num_classes = len(id_map) if id_map else 1 + max(
-            (a["category_id"] for d in dicts for a in d.get("annotations", [])), default=-1)
-        per_class, _ = counts_from_dataset_dicts(dicts, num_classes, "image_count")
-        for c, n in enumerate(per_class.tolist()):
+        per_class = count_per_class(d.get("annotations", []) for d in dicts)
+        for c in sorted(set(contiguous_to_id or ()) | set(per_class)):  # the set's classes without images: 0
             cat_id = contiguous_to_id[c] if contiguous_to_id else c + 1
-            counts[cat_id] = counts.get(cat_id, 0) + int(n)
+            counts[cat_id] = counts.get(cat_id, 0) + int(per_class.get(c, 0))
         sources.append(f"counted from the {len(dicts)} images of {name}")
     if not sources:
         return None, None

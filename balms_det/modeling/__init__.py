@@ -11,15 +11,8 @@ from .losses import (
 )
 from . import peer_losses
 from .classifiers import NormedLinear
-from .priors import (
-    ClassPrior,
-    DeferredPrior,
-    class_prior,
-    class_prior_from_config,
-    deferred_class_prior,
-    load_class_prior,
-    resolve_priors,
-)
+from .priors import ClassPrior, class_prior, class_prior_from_config, load_class_prior
+from .deferred_prior import DeferredPrior, deferred_class_prior, resolve_priors
 from .cls_losses import (  # registers the built-in losses
     CLS_LOSS_REGISTRY,
     BalancedSigmoidLoss,
@@ -33,7 +26,8 @@ from .cls_losses import (  # registers the built-in losses
     SoftmaxLoss,
 )
 from .calibrations import CALIBRATION_REGISTRY, Calibration, LogitAdjustment, NoCalibration, NorCal
-from .meta_reweighter import MetaReweighter, meta_hypergradient, roi_loss_weights
+from .meta_reweighter import MetaReweighter
+from .meta_step import meta_hypergradient, roi_loss_weights
 from .output_layers import LongTailOutputLayers
 from .legacy_output_layers import BalancedSoftmaxOutputLayers
 from .roi_heads import (  # registers heads

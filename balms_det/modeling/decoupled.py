@@ -19,6 +19,7 @@ from detectron2.layers import FrozenBatchNorm2d
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from torch import nn
 
+from .ddp import unwrap
 from .output_layers import LongTailOutputLayers
 
 __all__ = [
@@ -31,10 +32,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 def freeze_except(model, patterns):
@@ -81,7 +78,7 @@ def freeze_for_decoupled(model, trainable=DEFAULT_TRAINABLE, freeze_bn=True):
     """Stage-2 freezing with explicit arguments (Python configs): every parameter matching none of the
     regular expressions ``trainable`` frozen; with ``freeze_bn`` frozen BatchNorm layers become
     ``FrozenBatchNorm2d``. Returns model."""
-    m = _unwrap(model)
+    m = unwrap(model)
     trainable = freeze_except(m, trainable)
     n_bn = freeze_frozen_batchnorm(m) if freeze_bn else 0
     n_all = sum(1 for _ in m.parameters())
@@ -95,7 +92,7 @@ def freeze_for_decoupled(model, trainable=DEFAULT_TRAINABLE, freeze_bn=True):
 def reinit_classifier(model):
     """Re-initialise ``cls_score`` of every box predictor (cRT). Returns the re-initialised classifiers."""
     classifiers = []
-    for module in _unwrap(model).modules():
+    for module in unwrap(model).modules():
         if isinstance(module, LongTailOutputLayers):
             module.reset_classifier()
         elif isinstance(module, FastRCNNOutputLayers):  # stock predictor: detectron2's own init

@@ -21,7 +21,8 @@ from .calibrations import LogitAdjustment, NoCalibration, calibration_class
 from .classifiers import build_classifier
 from .cls_losses import ClsLoss, cls_loss_class
 from .meta_reweighter import meta_reweighter_from_config
-from .priors import class_prior_from_config, deferred_prior_from_config
+from .deferred_prior import deferred_prior_from_config
+from .priors import class_prior_from_config
 
 __all__ = ["LongTailOutputLayers", "CLS_LOSSES", "prior_from_config", "build_cls_loss", "build_calibration"]
 
@@ -41,7 +42,7 @@ def _calibration_name(cfg):
 
 def prior_from_config(cfg):
     """The class prior (``MODEL.BALMS.PRIOR``) when the loss or the calibration needs it, else None:
-    deferred (:class:`~balms_det.modeling.priors.DeferredPrior`), so building reads no dataset; counts
+    deferred (:class:`~balms_det.modeling.deferred_prior.DeferredPrior`), so building reads no dataset; counts
     given in the config (``PRIOR.SOURCE list``) are taken, and checked, at once."""
     loss_cls, calib_cls = cls_loss_class(cfg.MODEL.BALMS.CLS_LOSS), calibration_class(_calibration_name(cfg))
     settings = loss_cls.from_config(cfg)

@@ -26,7 +26,6 @@ give ``log 0``: its count is replaced by ``MODEL.BALMS.PRIOR.MIN_COUNT`` (defaul
 once") and a warning names the classes; counts are therefore always finite and positive.
 """
 import inspect
-import json
 import logging
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Union
@@ -34,8 +33,9 @@ from typing import List, Optional, Sequence, Union
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
 from detectron2.data.samplers import RepeatFactorTrainingSampler
-from detectron2.utils import comm
 from detectron2.utils.file_io import PathManager
+
+from balms_eval.groups import COUNT_KINDS, count_per_class
 
 from ..data.samplers import ClassBalancedSampler
 
@@ -51,16 +51,11 @@ __all__ = [
     "load_class_prior",
     "class_prior",
     "class_prior_from_config",
-    "DeferredPrior",
-    "deferred_class_prior",
-    "deferred_prior_from_config",
-    "resolve_priors",
 ]
 
 logger = logging.getLogger(__name__)
 
 PRIOR_SOURCES = ("json", "metadata", "dataset", "list")
-COUNT_KINDS = ("image_count", "instance_count")
 PRIOR_SAMPLERS = ("none", "train")  # MODEL.BALMS.PRIOR.SAMPLER
 # DATALOADER.SAMPLER_TRAIN values whose expected counts the sampler's prior knows
 SAMPLERS_WITH_PRIOR = ("TrainingSampler", "RepeatFactorTrainingSampler", "ClassBalancedSampler")
@@ -136,22 +131,21 @@ def counts_from_metadata(meta, count="image_count"):
 
 
 def counts_from_dataset_dicts(dicts, num_classes, count="image_count", weights=None):
-    """Returns (counts, num_images) counted from detectron2 dataset dicts (contiguous ids); with
-    ``weights`` ((N,) per image) every image counts ``weights[i]`` times and num_images is their sum."""
+    """Returns (counts, num_images) counted from detectron2 dataset dicts (contiguous ids), by
+    :func:`balms_eval.groups.count_per_class`; with ``weights`` ((N,) per image) every image counts
+    ``weights[i]`` times and num_images is their sum."""
     _check_kind(count)
-    counts = [0.0] * num_classes
-    per_image = [1.0] * len(dicts) if weights is None else torch.as_tensor(weights, dtype=torch.float64).tolist()
-    if len(per_image) != len(dicts):
+    per_image = None if weights is None else torch.as_tensor(weights, dtype=torch.float64).tolist()
+    if per_image is not None and len(per_image) != len(dicts):
         raise ValueError(f"{len(per_image)} image weights for {len(dicts)} images")
-    for d, w in zip(dicts, per_image):
-        cats = [a["category_id"] for a in d.get("annotations", []) if not a.get("iscrowd", 0)]
-        if count == "image_count":
-            cats = set(cats)
-        for c in cats:
-            if not 0 <= c < num_classes:
-                raise ValueError(f"category_id {c} out of range for NUM_CLASSES={num_classes}")
-            counts[c] += w
-    return torch.tensor(counts, dtype=torch.float64), (len(dicts) if weights is None else sum(per_image))
+    found = count_per_class((d.get("annotations", []) for d in dicts), count, per_image)
+    bad = sorted(c for c in found if not 0 <= c < num_classes)
+    if bad:
+        raise ValueError(f"category_id {bad[0]} out of range for NUM_CLASSES={num_classes}")
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    for c, n in found.items():
+        counts[c] = float(n)
+    return counts, (len(dicts) if per_image is None else sum(per_image))
 
 
 def sampler_image_weights(dicts, sampler, repeat_threshold=0.0, repeat_sqrt=True):
@@ -345,83 +339,3 @@ def class_prior_from_config(cfg, num_classes=None, need_num_images=False) -> Cla
         repeat_threshold=loader.REPEAT_THRESHOLD, repeat_sqrt=loader.get("REPEAT_SQRT", True),
         filter_empty=loader.FILTER_EMPTY_ANNOTATIONS,
     )
-
-
-class DeferredPrior:
-    """A class prior computed when first needed, once: ``fn(num_classes, need_num_images) -> ClassPrior``.
-    Building a model with one reads nothing (so inference needs no training set: a trained model's
-    checkpoint carries its prior); the losses sharing it (a cascade's stages) compute it once."""
-
-    def __init__(self, fn, description=""):
-        self._fn = fn
-        self.description = description
-        self._computed = {}
-
-    def __call__(self, num_classes=None, need_num_images=False):
-        key = (num_classes, bool(need_num_images))
-        if key not in self._computed:
-            try:
-                self._computed[key] = self._fn(num_classes, need_num_images)
-            except (ValueError, KeyError, FileNotFoundError, OSError) as e:
-                raise type(e)(f"The class prior ({self.description}) is not in the loaded weights and could not be "
-                              f"computed: {e}. Load weights trained with this loss (a checkpoint carries its prior), "
-                              "register the training set, or give the counts (MODEL.BALMS.PRIOR.SOURCE list, "
-                              "PRIOR.COUNTS)") from e
-        return self._computed[key]
-
-    def __repr__(self):
-        return f"DeferredPrior({self.description})"
-
-
-def deferred_class_prior(datasets=(), **kwargs) -> DeferredPrior:
-    """:func:`class_prior`'s arguments, computed when first needed (Python configs:
-    ``prior=L(deferred_class_prior)(datasets="lvis_v1_train")``); ``num_classes`` defaults to the loss's."""
-    def fn(num_classes, need_num_images):
-        kw = dict(kwargs)
-        kw.setdefault("num_classes", num_classes)
-        kw["need_num_images"] = kw.get("need_num_images", False) or need_num_images
-        return class_prior(datasets, **kw)
-
-    return DeferredPrior(fn, f"class_prior of {datasets!r}")
-
-
-def deferred_prior_from_config(cfg) -> DeferredPrior:
-    """:func:`class_prior_from_config` of a copy of ``cfg``, computed when first needed."""
-    cfg = cfg.clone()
-    return DeferredPrior(lambda num_classes, need: class_prior_from_config(cfg, num_classes, need),
-                         f"MODEL.BALMS.PRIOR {cfg.MODEL.BALMS.PRIOR.SOURCE} of DATASETS.TRAIN {list(cfg.DATASETS.TRAIN)}")
-
-
-def resolve_priors(model, override=False):
-    """Set the deferred prior of every loss of ``model`` that has one, before training: with ``override``
-    (a run starting fresh, from ``MODEL.WEIGHTS``) even where the weights carried a prior, since this run
-    trains with its own config's; else (``--resume``) only where none was loaded. Distributed: the main
-    process computes each prior once and every rank receives it. Returns the number of losses set."""
-    from .cls_losses.base import ClsLoss
-
-    model = model.module if hasattr(model, "module") else model
-    losses = [m for m in model.modules() if isinstance(m, ClsLoss) and m.prior_provider is not None
-              and (override or not m.prior_ready)]
-    computed = {}
-    for loss in losses:
-        key = (id(loss.prior_provider), loss.num_classes, loss.needs_num_images)
-        if key not in computed:
-            computed[key] = _on_main_process(loss.prior_provider, loss.num_classes, loss.needs_num_images)
-        loss.set_prior(computed[key])
-    return len(losses)
-
-
-def _on_main_process(fn, *args):
-    """``fn(*args)`` computed by the main process and given to every rank (its error raised on every rank)."""
-    if comm.get_world_size() == 1:
-        return fn(*args)
-    result = None
-    if comm.is_main_process():
-        try:
-            result = fn(*args)
-        except Exception as e:  # every rank must leave the gather: the error travels with it
-            result = e
-    result = comm.all_gather(result)[0]
-    if isinstance(result, Exception):
-        raise result
-    return result

@@ -52,7 +52,7 @@ class ClsLoss(nn.Module):
     ``class_counts`` (the (K,) class prior) is kept as the persistent float64 buffer ``class_counts``
     when given; a loss with ``uses_prior`` needs it. ``prior`` gives both the counts and the number of
     training images: a :class:`~balms_det.modeling.priors.ClassPrior`, or a deferred one (a
-    :class:`~balms_det.modeling.priors.DeferredPrior`, e.g. ``L(deferred_class_prior)(datasets=...)`` in
+    :class:`~balms_det.modeling.deferred_prior.DeferredPrior`, e.g. ``L(deferred_class_prior)(datasets=...)`` in
     a Python config, what ``MODEL.BALMS.PRIOR`` builds): then nothing is read at build, the buffer holds
     NaN until the prior is loaded with the model's weights (a checkpoint carries the prior it was trained
     with) or set (:meth:`set_prior`, what the trainer does before a fresh run), and :meth:`ensure_prior`

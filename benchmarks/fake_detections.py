@@ -7,7 +7,7 @@ categories (which LVIS's federated rules do not count). Scores are distinct rand
 """
 import numpy as np
 
-from .reading import polygons_to_rle
+from balms_eval.reading import polygons_to_rle
 
 
 def _box_polygon(x, y, bw, bh):

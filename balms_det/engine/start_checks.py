@@ -1,4 +1,5 @@
-"""What a training run starts from, checked when it starts fresh (not resumed): :func:`resume_or_load_checked`.
+"""What a training run starts from, checked: a ``--resume`` against the folder's config (:func:`check_resume`),
+and a fresh start's weights (:func:`resume_or_load_checked`).
 
 A decoupled stage (``MODEL.BALMS.DECOUPLED.ENABLED``, a Python config's ``decoupled``: stage 2, cRT,
 BALMS) trains a few parameters of a trained model and freezes the rest. Without weights, or with the
@@ -8,12 +9,15 @@ The parameters left trainable (the classifier, which cRT re-initialises anyway) 
 """
 import os
 
+import yaml
 from detectron2.layers import FrozenBatchNorm2d
+from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY
 
-from ..config_validation import config_error
+from ..config_validation import LONG_TAIL_HEADS, config_error
+from ..modeling.cls_losses import cls_loss_class
 from .checkpoint import AtomicCheckpointer
 
-__all__ = ["resume_or_load_checked", "frozen_state_names"]
+__all__ = ["check_resume", "resume_or_load_checked", "frozen_state_names"]
 
 
 def frozen_state_names(model):
@@ -69,3 +73,49 @@ def resume_or_load_checked(checkpointer, weights, *, resume, decoupled=False, ke
                                "initialisation", "the weights of a trained model with these classes and heads "
                                "(or the decoupled trainable patterns matching those parameters)")
     return loaded
+
+
+def _loss_class_of(head_name, cls_loss):
+    """The loss class a config with these keys trains (a name where it is not registered), or None for a
+    stock head (or an unregistered one)."""
+    if head_name not in ROI_HEADS_REGISTRY:
+        return None
+    head = ROI_HEADS_REGISTRY.get(head_name)
+    if not (isinstance(head, type) and issubclass(head, LONG_TAIL_HEADS)):
+        return None
+    try:
+        return cls_loss_class(cls_loss)
+    except ValueError:
+        return cls_loss
+
+
+def check_resume(cfg):
+    """For a ``--resume`` of ``cfg.OUTPUT_DIR`` that holds a checkpoint (``last_checkpoint``): the config
+    saved there by the previous run (``config.yaml``, written by detectron2's ``default_setup``, so read
+    this before it) must train the same classes with the same loss. Call before ``default_setup``."""
+    folder = cfg.OUTPUT_DIR
+    saved_path = os.path.join(folder, "config.yaml")
+    if not (os.path.isfile(os.path.join(folder, "last_checkpoint")) and os.path.isfile(saved_path)):
+        return
+    try:
+        with open(saved_path) as f:
+            saved = yaml.safe_load(f)
+        model = saved["MODEL"]
+        saved_k, saved_head = model["ROI_HEADS"]["NUM_CLASSES"], model["ROI_HEADS"]["NAME"]
+        saved_loss = model.get("BALMS", {}).get("CLS_LOSS", None)
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return  # not a config this check can read: the checkpoint's shapes are checked when it is loaded
+    suggestion = (f"resume with the config it was trained with (--config-file {saved_path}), or train this "
+                  "config in another OUTPUT_DIR")
+    k = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    if saved_k != k:
+        raise config_error("MODEL.ROI_HEADS.NUM_CLASSES", k, f"--resume of OUTPUT_DIR {folder!r}, whose checkpoints "
+                           f"were trained with {saved_k} classes ({saved_path})", suggestion)
+    ours = _loss_class_of(cfg.MODEL.ROI_HEADS.NAME, cfg.MODEL.BALMS.CLS_LOSS)
+    theirs = _loss_class_of(saved_head, saved_loss)
+    if ours != theirs:
+        what = f"MODEL.BALMS.CLS_LOSS {saved_loss!r}" if theirs is not None else f"the stock head {saved_head!r}"
+        value = cfg.MODEL.BALMS.CLS_LOSS if ours is not None else cfg.MODEL.ROI_HEADS.NAME
+        key = "MODEL.BALMS.CLS_LOSS" if ours is not None else "MODEL.ROI_HEADS.NAME"
+        raise config_error(key, value, f"--resume of OUTPUT_DIR {folder!r}, whose checkpoints were trained with "
+                           f"{what} ({saved_path})", suggestion)

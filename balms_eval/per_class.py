@@ -195,7 +195,8 @@ def plot_per_class_ap(rows, path, groups):
     lines = wrap_footnote(plot_footnote(groups), fig.get_figwidth(), 7)
     fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="gray", va="bottom")
     bottom = 0.13 + 0.028 * len(lines)  # the x label, then the footnote's lines (7 pt on a 4.5 in figure)
-    fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=bottom, top=0.92, wspace=0.22)  # (tight_layout: ~1 s)
+    fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=bottom, top=0.92,
+                        wspace=0.22)  # (tight_layout: ~1 s)
     fig.savefig(path)
     return True
 

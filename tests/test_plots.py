@@ -29,7 +29,8 @@ def saved_figures(monkeypatch):
 
 
 def _rows(counts, frequency=None):
-    return [{"category_id": i + 1, "name": f"class_{i + 1}", "frequency": (frequency or {}).get(i + 1, "r" if n <= 10 else "c"),
+    return [{"category_id": i + 1, "name": f"class_{i + 1}",
+             "frequency": (frequency or {}).get(i + 1, "r" if n <= 10 else "c"),
              "train_image_count": n, "AP_bbox": 10.0 + i, "AP_segm": 5.0 + i} for i, n in enumerate(counts)]
 
 

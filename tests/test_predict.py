@@ -148,6 +148,36 @@ def test_a_results_file_on_a_dataset_registered_by_a_config(tool, trained, tmp_p
     _check_drawn(_png(tmp_path / "out" / "000001000003.png"), (160, 160))
 
 
+def test_a_results_file_on_a_coco_format_dataset(tool, trained, tmp_path):
+    # COCO format: category ids 10, 20, ..., no 'frequency' and no training set: no groups (colours per class)
+    from detectron2.data import MetadataCatalog
+    from detectron2.data.datasets import register_coco_instances
+
+    _, results = trained
+    meta = MetadataCatalog.get(VAL)
+    val = json.loads(open(meta.json_file).read())
+    coco_id = {c["id"]: 10 * c["id"] for c in val["categories"]}
+    images = sorted(val["images"], key=lambda im: im["id"])[:2]
+    keep = {im["id"] for im in images}
+    coco = {"images": [{k: im[k] for k in ("id", "width", "height")} | {"file_name": "val/" + im["file_name"]}
+                       for im in images],
+            "annotations": [dict(a, category_id=coco_id[a["category_id"]], iscrowd=0) for a in val["annotations"]
+                            if a["image_id"] in keep],
+            "categories": [{"id": coco_id[c["id"]], "name": c["name"]} for c in val["categories"]]}
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    detections = [dict(r, category_id=coco_id[r["category_id"]]) for r in json.loads(results.read_text())
+                  if r["image_id"] in keep]
+    (tmp_path / "results.json").write_text(json.dumps(detections))
+    register_coco_instances("balms_test_predict_coco", {}, str(tmp_path / "coco.json"), meta.image_root)
+    assert tool.main(["--results", str(tmp_path / "results.json"), "--dataset", "balms_test_predict_coco", "--gt",
+                      "--score-thresh", "0", "--output", str(tmp_path / "out")]) == 0
+    info = class_info(["balms_test_predict_coco"])
+    assert info.groups is None and info.category_ids == [10 * i for i in range(1, 41)]
+    assert info.names == MetadataCatalog.get(VAL).thing_classes
+    picture = _png(tmp_path / "out" / "000001000001.png")
+    assert picture.shape[1] > 2 * 640 and _group_pixels(picture) < 1000  # no group colours in the labels
+
+
 def test_errors_are_one_line(tool, trained, datasets_dir, tmp_path):
     weights, results = trained
     with pytest.raises(SystemExit):  # argparse: a results file names its dataset

@@ -139,11 +139,12 @@ def main(argv=None):
     if args.dataset and args.dataset not in DatasetCatalog.list():
         raise ValueError(f"--dataset {args.dataset} is not registered (register it in a file named in "
                          "MODEL.BALMS.CUSTOM_IMPORTS, or see balms_det/data/)")
+    # (a COCO-style registration sets its classes' metadata when its dicts are loaded: first)
+    records = DatasetCatalog.get(args.dataset) if args.dataset else None
     named_by = [args.dataset] if args.dataset else test_sets + train_sets
     classes = class_info(named_by, train_sets, thresholds, num_classes)
     logger.info("%d classes; frequency groups: %s", len(classes), classes.group_source or "none")
 
-    records = DatasetCatalog.get(args.dataset) if args.dataset else None
     if records is not None:
         items = [(d["file_name"], d) for d in records]
     else:

@@ -58,7 +58,8 @@ def _json_categories(meta):
 
 def class_info(dataset_names, train_names=(), thresholds=LVIS_THRESHOLDS, num_classes=None):
     """:class:`ClassInfo` of the first registered dataset of ``dataset_names`` (its metadata
-    ``thing_classes``; ``str(id)`` names for ``num_classes`` classes when none is registered).
+    ``thing_classes``, else its annotation file's category names; ``str(id)`` names for ``num_classes``
+    classes when none is registered).
 
     Category ids: metadata ``thing_dataset_id_to_contiguous_id``, else the annotation file's ids in sorted
     order (detectron2's convention: id - 1 for LVIS's 1..K), else id = contiguous id + 1.
@@ -72,6 +73,9 @@ def class_info(dataset_names, train_names=(), thresholds=LVIS_THRESHOLDS, num_cl
     registered = _registered(list(dataset_names))
     meta = MetadataCatalog.get(registered[0]) if registered else None
     names = list(meta.get("thing_classes", None) or []) if meta is not None else []
+    categories = _json_categories(meta) if meta is not None else None
+    if not names and categories:
+        names = [str(categories[i].get("name", i)) for i in sorted(categories)]
     if not names:
         if num_classes is None:
             raise ValueError(f"No registered dataset among {list(dataset_names)} to name the classes, and no "
@@ -80,7 +84,6 @@ def class_info(dataset_names, train_names=(), thresholds=LVIS_THRESHOLDS, num_cl
     if num_classes is not None and num_classes != len(names):
         raise ValueError(f"The model predicts {num_classes} classes but {registered[0]} has {len(names)}: "
                          "give the dataset the model was trained on")
-    categories = _json_categories(meta) if meta is not None else None
     id_map = meta.get("thing_dataset_id_to_contiguous_id", None) if meta is not None else None
     if id_map:
         by_contiguous = {c: d for d, c in id_map.items()}

@@ -19,8 +19,9 @@ from .layout import layout_labels
 __all__ = ["draw_panels", "font_size_for", "panel_scale", "save_png"]
 
 MASK_ALPHA = 0.4  # opacity of a mask's fill
-PALETTE = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194),
-           (127, 127, 127), (188, 189, 34), (23, 190, 207), (255, 127, 14)]  # per class, when there are no groups
+# per class, when there are no groups: none of the groups' red, orange and blue (so no colour says r / c / f)
+PALETTE = [(44, 160, 44), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34),
+           (23, 190, 207), (82, 84, 163)]
 BACKGROUND = (255, 255, 255)
 TEXT = (40, 40, 40)
 

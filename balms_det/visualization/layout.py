@@ -22,7 +22,7 @@ def _preferred(box, w, h):
     return [(x0, y0 - h), (x1 - w, y0 - h), (x0, y0), (x0, y1), (x1 - w, y1), (x0, y1 - h)]
 
 
-def _search(box, w, h, steps_x=3, steps_y=12):
+def _search(box, w, h, steps_x=4, steps_y=20):
     """Top-left corners around the first preferred one, nearest first (half a label per step; moving
     sideways costs more than moving up or down, which keeps a label over its own object's column)."""
     x0, y0 = box[0], box[1] - h

@@ -4,6 +4,7 @@ import csv
 import json
 import math
 import os
+import textwrap
 
 from .groups import LVIS_THRESHOLDS
 
@@ -18,6 +19,48 @@ def group_edges(thresholds):
 
 
 GROUP_EDGES = group_edges(LVIS_THRESHOLDS)  # LVIS's (10.5, 100.5)
+
+
+def count_axis_limits(counts):
+    """(x_lo, x_hi) of a log training-image axis for ``counts``: from 0.8 (a count below 1 is drawn
+    at 1) to 1.5 x the largest count, so that the data fill the axis."""
+    return 0.8, 1.5 * max(max(counts, default=1), 1)
+
+
+def group_bands(thresholds, x_lo, x_hi):
+    """{"r"|"c"|"f": (lo, hi)}: each group's range of training images (:func:`group_edges`) clipped to the
+    axis [x_lo, x_hi]; a group wholly off the axis is left out."""
+    edges = group_edges(thresholds)
+    full = {"r": (x_lo, edges[0]), "c": edges, "f": (edges[1], x_hi)}
+    clipped = {code: (max(lo, x_lo), min(hi, x_hi)) for code, (lo, hi) in full.items()}
+    return {code: (lo, hi) for code, (lo, hi) in clipped.items() if lo < hi}
+
+
+def mean_line_span(band, xs, x_lo, x_hi):
+    """Where a group's mean is drawn: its band, or (a group whose points lie outside its band, e.g. LVIS
+    groups plotted against other counts) the points' range widened a little, within [x_lo, x_hi]."""
+    if band is not None and any(band[0] <= x <= band[1] for x in xs):
+        return band
+    return max(min(xs) / 1.15, x_lo), min(max(xs) * 1.15, x_hi)
+
+
+def plot_footnote(groups):
+    """The plots' note on where the groups and the x axis come from. Groups made from the counts on x
+    say so with their thresholds (their ``source`` already quotes the counts' source in parentheses)."""
+    count_source = groups.count_source
+    if count_source and count_source in groups.source:
+        rare_max, common_max = groups.thresholds
+        notes = [f"groups: rare <= {rare_max} < common <= {common_max} < frequent, by the x counts",
+                 f"x: {count_source}"]
+    else:
+        notes = [f"groups: {groups.source}"] + ([f"x: {count_source}"] if count_source else [])
+    return "; ".join(notes)
+
+
+def wrap_footnote(text, fig_width_inches, fontsize):
+    """``text`` in lines that fit a figure ``fig_width_inches`` wide at ``fontsize`` points."""
+    chars = max(20, int(fig_width_inches * 72 * 0.97 / (0.6 * fontsize)))  # ~0.6 em per character
+    return textwrap.wrap(text, chars) or [""]
 
 
 def _percent_or_none(value):
@@ -120,22 +163,24 @@ def plot_per_class_ap(rows, path, groups):
     fig = Figure(figsize=(6.5 * len(tasks), 4.5), dpi=110)
     FigureCanvasAgg(fig)
     counts = [max(r["train_image_count"], 1) for t in tasks for r in points[t]]
-    x_lo, x_hi = 0.8, max(max(counts) * 1.5, 1000)
+    x_lo, x_hi = count_axis_limits(counts)
     image_count_source = groups.count_source
     training = image_count_source is None or image_count_source.startswith("training")
     xlabel = "training images of the class (log)" if training else "images of the class (log; see note below)"
-    edges = group_edges(groups.thresholds)
-    bands = {"r": (x_lo, edges[0]), "c": edges, "f": (edges[1], x_hi)}
+    bands = group_bands(groups.thresholds, x_lo, x_hi)
     for k, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), k + 1)
         for code, label in FREQUENCY_GROUPS:
-            lo, hi = bands[code]
-            ax.axvspan(lo, hi, color=GROUP_COLORS[code], alpha=0.08, lw=0)
+            band = bands.get(code)
+            if band is not None:
+                ax.axvspan(*band, color=GROUP_COLORS[code], alpha=0.08, lw=0)
             group = [r for r in points[task] if r["frequency"] == code]
             if group:
-                ax.scatter([max(r["train_image_count"], 1) for r in group], [r[f"AP_{task}"] for r in group],
+                xs = [max(r["train_image_count"], 1) for r in group]
+                ax.scatter(xs, [r[f"AP_{task}"] for r in group],
                            s=14, color=GROUP_COLORS[code], alpha=0.8, label=f"{label} (n={len(group)})")
                 mean = sum(r[f"AP_{task}"] for r in group) / len(group)
+                lo, hi = mean_line_span(band, xs, x_lo, x_hi)
                 ax.hlines(mean, lo, hi, colors=GROUP_COLORS[code], linestyles="--", lw=1.5)
                 ax.text(math.sqrt(lo * hi), mean, f"AP{code}={mean:.1f}", ha="center", va="bottom", fontsize=8,
                         color=GROUP_COLORS[code])
@@ -147,9 +192,11 @@ def plot_per_class_ap(rows, path, groups):
         ax.set_title(f"Per-class {task} AP vs training frequency")
         ax.grid(True, which="major", alpha=0.3)
         ax.legend(loc="upper left", fontsize=8)
-    notes = [f"groups: {groups.source}"] + ([f"x: {image_count_source}"] if image_count_source else [])
-    fig.text(0.01, 0.01, "; ".join(notes), fontsize=7, color="gray")
-    fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=0.15, top=0.92, wspace=0.22)  # (tight_layout: ~1 s)
+    lines = wrap_footnote(plot_footnote(groups), fig.get_figwidth(), 7)
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=7, color="gray", va="bottom")
+    bottom = 0.13 + 0.028 * len(lines)  # the x label, then the footnote's lines (7 pt on a 4.5 in figure)
+    fig.subplots_adjust(left=0.07 / len(tasks) + 0.03, right=0.98, bottom=bottom, top=0.92,
+                        wspace=0.22)  # (tight_layout: ~1 s)
     fig.savefig(path)
     return True
 

@@ -11,7 +11,7 @@ import torch
 from detectron2.data import MetadataCatalog
 
 from balms_eval.groups import LVIS_THRESHOLDS, check_thresholds, group_of
-from balms_eval.per_class import FREQUENCY_GROUPS, GROUP_COLORS, group_edges
+from balms_eval.per_class import FREQUENCY_GROUPS, GROUP_COLORS, count_axis_limits, group_bands, mean_line_span
 from ..evaluation.training_counts import training_image_counts
 
 __all__ = ["class_table", "training_image_counts_from_config", "weight_summary", "write_meta_weights"]
@@ -106,25 +106,27 @@ def _plot(rows, path, num_stages, thresholds):
 
     fig = Figure(figsize=(6.5 * num_stages, 4.5), dpi=110)
     FigureCanvasAgg(fig)
-    x_hi = max(max(max(r["train_image_count"], 1) for r in rows) * 1.5, 1000)
-    edges = group_edges(thresholds)
-    bands = {"r": (0.8, edges[0]), "c": edges, "f": (edges[1], x_hi)}
+    x_lo, x_hi = count_axis_limits([max(r["train_image_count"], 1) for r in rows])  # the data fill the axis
+    bands = group_bands(thresholds, x_lo, x_hi)
     for stage in range(num_stages):
         ax = fig.add_subplot(1, num_stages, stage + 1)
         for code, label in FREQUENCY_GROUPS:
-            lo, hi = bands[code]
-            ax.axvspan(lo, hi, color=GROUP_COLORS[code], alpha=0.08, lw=0)
+            band = bands.get(code)
+            if band is not None:
+                ax.axvspan(*band, color=GROUP_COLORS[code], alpha=0.08, lw=0)
             group = [r for r in rows if r["stage"] == stage and r["frequency"] == code]
             if group:
-                ax.scatter([max(r["train_image_count"], 1) for r in group], [r["weight"] for r in group], s=14,
+                xs = [max(r["train_image_count"], 1) for r in group]
+                ax.scatter(xs, [r["weight"] for r in group], s=14,
                            color=GROUP_COLORS[code], alpha=0.8, label=f"{label} (n={len(group)})")
                 mean = sum(r["weight"] for r in group) / len(group)
+                lo, hi = mean_line_span(band, xs, x_lo, x_hi)
                 ax.hlines(mean, lo, hi, colors=GROUP_COLORS[code], linestyles="--", lw=1.5)
                 ax.text(math.sqrt(lo * hi), mean, f"mean w={mean:.3f}", ha="center", va="bottom", fontsize=8,
                         color=GROUP_COLORS[code])
         ax.axhline(0.5, color="gray", lw=0.8, ls=":")  # the initial weight, sigmoid(0)
         ax.set_xscale("log")
-        ax.set_xlim(0.8, x_hi)
+        ax.set_xlim(x_lo, x_hi)
         ax.set_ylim(0, 1)
         ax.set_xlabel("training images of the class (log)")
         ax.set_ylabel("learned class weight w = sigmoid(theta)")

@@ -66,19 +66,20 @@ def test_long_tail_methods_are_their_configs(tmp_path):
     import sys
 
     sys.path.insert(0, "benchmarks")
-    import long_tail_benchmark as B
+    from long_tail import configs as C
+    from long_tail.methods import LT_BASE, METHODS
 
-    for m in B.METHODS:
-        opts = B.config_diff(m.config, opts=m.extra)
-        rebuilt, direct = B._flat(B._cfg(B.LT_BASE, opts)), B._flat(B._cfg(m.config, m.extra))
-        assert {k: v for k, v in rebuilt.items() if not k.startswith(B._NOT_METHOD)} == \
-            {k: v for k, v in direct.items() if not k.startswith(B._NOT_METHOD)}, m.name
-    names = [m.name for m in B.METHODS]
-    assert len(set(names)) == len(names) and all(B.METHODS[names.index(m.stage1)].block < 3
-                                                 for m in B.METHODS if m.stage1)
+    for m in METHODS:
+        opts = C.config_diff(m.config, opts=m.extra)
+        rebuilt, direct = C.flat(C.build_cfg(LT_BASE, opts)), C.flat(C.build_cfg(m.config, m.extra))
+        assert {k: v for k, v in rebuilt.items() if not k.startswith(C.NOT_METHOD)} == \
+            {k: v for k, v in direct.items() if not k.startswith(C.NOT_METHOD)}, m.name
+    names = [m.name for m in METHODS]
+    assert len(set(names)) == len(names) and all(METHODS[names.index(m.stage1)].block < 3
+                                                 for m in METHODS if m.stage1)
     # stage 2 keeps its share of the schedule (300 of 1,200), steps at the same fractions
-    bs = next(m for m in B.METHODS if m.name == "bs_decoupled")
-    sched = B.schedule_opts(B.config_diff(bs.config), B._cfg(B.LT_BASE), 400)
+    bs = next(m for m in METHODS if m.name == "bs_decoupled")
+    sched = C.schedule_opts(C.config_diff(bs.config), C.build_cfg(LT_BASE), 400)
     assert sched[:4] == ["SOLVER.MAX_ITER", "100", "SOLVER.STEPS", "(50, 80)"]
 
 
@@ -178,6 +179,7 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
     import long_tail_benchmark
+    from long_tail.bench import Bench
 
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
@@ -189,7 +191,7 @@ def test_long_tail_benchmark_tiny_on_a_users_coco_dataset(datasets_dir, tmp_path
 
     import numpy
 
-    monkeypatch.setattr(long_tail_benchmark.Bench, "train", None)  # a run started would fail
+    monkeypatch.setattr(Bench, "train", None)  # a run started would fail
     unregister()
     try:
         long_tail_benchmark.main(cmd[1:])
@@ -292,11 +294,14 @@ def test_long_tail_stage_two_retrains_missing_stage_one_weights(tmp_path, monkey
     again for the weights (its committed record kept), then runs; with the weights there it does not."""
     import sys
 
-    sys.path.insert(0, "benchmarks")
-    import long_tail_benchmark as B
+    import argparse
 
-    bench = B.Bench(B.argparse.Namespace(
-        base_config=B.LT_BASE, opts=[], iters=0, tag="t", runs_dir=str(tmp_path / "runs"), cache=str(tmp_path / "c"),
+    sys.path.insert(0, "benchmarks")
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+
+    bench = Bench(argparse.Namespace(
+        base_config=LT_BASE, opts=[], iters=0, tag="t", runs_dir=str(tmp_path / "runs"), cache=str(tmp_path / "c"),
         extra=[], train=None, test=None, seeds=[0], blocks=[3], methods=None))
     calls = []
     monkeypatch.setattr(bench, "run_once", lambda m, seed, weights=None, keep_record=False: calls.append(
@@ -321,7 +326,7 @@ def test_long_tail_training_time_leaves_out_pauses(tmp_path, monkeypatch):
     import json
 
     monkeypatch.syspath_prepend("benchmarks")
-    import long_tail_benchmark as B
+    from long_tail import records as B
 
     times = [1.0, 1.1, 40.0, 1.2, 0.9, 35.0, 1.05]  # 2 windows with a pause in them
     with open(tmp_path / "metrics.json", "w") as f:
@@ -355,28 +360,38 @@ def _made_records(runs_dir, made, weights=None):
 def test_long_tail_reproduction_compares_a_rerun_with_the_rows_std(tmp_path, monkeypatch):
     """--compare: a run repeated from scratch (another runs dir) minus the recorded run of the same method and
     seed, judged against that row's std over its seeds; rows without a repeat are left out."""
+    import argparse
+
     monkeypatch.syspath_prepend("benchmarks")
-    import long_tail_benchmark as B
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+    from long_tail.report import reproduction
 
     _made_records(tmp_path / "runs", {"softmax": [(50, 30, 70), (52, 31, 71), (54, 32, 72)],
                                       "seesaw": [(56, 40, 66)] * 3})
     _made_records(tmp_path / "again", {"softmax": [(None, None, None), (51.5, 33.5, 71.2)]})
-    bench = B.Bench(B.argparse.Namespace(
-        base_config=B.LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
+    bench = Bench(argparse.Namespace(
+        base_config=LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
         cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1, 2], blocks=[1], methods=None))
-    lines = bench.reproduction(bench.table(), str(tmp_path / "again"))
+    lines = reproduction(bench, bench.table(), str(tmp_path / "again"))
     repeats = [x for x in lines if x.startswith("- ")]
     assert repeats == ["- softmax (stock head), seed 1 (3 seeds for the std): bbox AP -0.50 (within std), "
                        "bbox APr +2.50 (OUTSIDE std 1.0), bbox APf +0.20 (within std), segm AP -0.50 (within std), "
                        "segm APr +2.50 (OUTSIDE std 1.0), segm APf +0.20 (within std)"]
-    assert bench.reproduction(bench.table(), str(tmp_path / "absent"))[2] == "- none yet"
+    assert reproduction(bench, bench.table(), str(tmp_path / "absent"))[2] == "- none yet"
 
 
 def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path, monkeypatch):
     """The report's answer from records over 3 seeds: best rows, the controlled differences, the targets; the
     differences are paired by seed, over the seeds both rows have (a row with seed 0 only: softmax's seed 0)."""
+    import argparse
+
     monkeypatch.syspath_prepend("benchmarks")
-    import long_tail_benchmark as B
+    from long_tail.answer import answer
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+    from long_tail.report import deltas as delta_lines, speeds
+    from long_tail.sections import learned_weights
 
     # bbox (AP, APr, APf) per seed; APc = AP; segm = bbox - 1
     made = {"softmax": [(50, 30, 70), (51, 31, 71), (52, 32, 72)],
@@ -391,12 +406,12 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
             "balanced_softmax_rfs": [(54, 36, 70)] * 3}
     weights = {"balms_decoupled": [{"r": 0.6, "c": 0.5, "f": 0.4}, {"r": 0.7, "c": 0.5, "f": 0.3}, None]}
     _made_records(tmp_path / "runs", made, weights)
-    bench = B.Bench(B.argparse.Namespace(
-        base_config=B.LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
+    bench = Bench(argparse.Namespace(
+        base_config=LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
         cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1, 2], blocks=[1, 2, 3], methods=None))
     rows = bench.table()
     assert {r["method"].name: round(r["train_min"]) for r in rows}["softmax"] == 30  # 1200 x 1.5 s, not 9999 s
-    text = "\n".join(bench.answer(rows))
+    text = "\n".join(answer(rows))
     assert "Best for rare classes: Seesaw (normed, RFS), APr 40.0 ± 0.0, APf 66.0 ± 0.0 (30 min training)" in text
     assert "Best overall: Seesaw (normed, RFS), AP 56.0 ± 0.0" in text
     # tied: gap -0.2 ± 1.0 on APr, +0.0 ± 1.0 on AP (3 seeds); Balanced Softmax's -3.0 ± 0.0 is not
@@ -422,28 +437,28 @@ def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path
     assert ("Best of ours (Balanced Softmax) ahead of every peer on APr, APf within 1 of the best peer's: NOT met "
             "(APr -3.0 ± 0.0 against Seesaw (normed, RFS), 3 seeds; APf +4.5 ± 0.5 against Seesaw (normed, RFS), "
             "3 seeds)") in text
-    deltas = "\n".join(bench.deltas(rows))
+    deltas = "\n".join(delta_lines(rows))
     assert ("- softmax + post-hoc LA (tau 1) (1 seed): bbox APr +5.0 APc +1.0 APf +0.0; segm APr +5.0 APc +1.0 "
             "APf +0.0") in deltas  # against softmax's seed 0, not its mean (31.0)
     assert "- softmax + RFS (3 seeds): bbox APr +7.0 ± 1.0 APc +1.0 ± 1.0 APf -1.0 ± 1.0" in deltas
     assert "on softmax's 30 min" in text or "(30 min training)" in text
     assert ("- The paper's ordering (LVIS v0.5 APr: sigmoid + RFS 13.4 < Balanced Softmax 15.9 < BALMS 17.3; the "
             "official chain): here 36.0 → 35.0 → 35.5, NOT the same") in text
-    assert bench.learned_weights(rows)[2:] == ["- BALMS decoupled (bank): r 0.65, c 0.50, f 0.35 (2 seeds)", ""]
-    assert bench.speeds(rows) == []  # one speed: nothing to say
+    assert learned_weights(bench, rows)[2:] == ["- BALMS decoupled (bank): r 0.65, c 0.50, f 0.35 (2 seeds)", ""]
+    assert speeds(rows) == []  # one speed: nothing to say
     path = tmp_path / "runs" / "lt_shapes_it1200" / "seesaw" / "seed1.json"
     path.write_text(path.read_text().replace('"s_per_iter_median": 1.5', '"s_per_iter_median": 0.75'))
     n_e2e = sum(len(v) for k, v in made.items() if k in ("softmax", "softmax_rfs", "balanced_softmax", "seesaw",
                                                            "sigmoid_rfs", "seesaw_linear_rfs", "balanced_softmax_rfs"))
-    assert bench.speeds(bench.table())[0].startswith(
+    assert speeds(bench.table())[0].startswith(
         f"Training speed differs between the runs (median 0.75 to 1.50 s per iteration over the {n_e2e} "
         "end-to-end runs")
     by = {r["method"].name: r for r in rows}
     for name, apr in (("sigmoid_rfs", 35.0), ("bsig_decoupled", 36.0), ("balms_sigmoid_decoupled", 35.5)):
         by[name]["cells"]["bbox/APr"] = (apr, 0.0)
-    assert "here 35.0 → 36.0 → 35.5, NOT the same" in "\n".join(bench.answer(rows))
+    assert "here 35.0 → 36.0 → 35.5, NOT the same" in "\n".join(answer(rows))
     by["balms_sigmoid_decoupled"]["cells"]["bbox/APr"] = (37.0, 0.0)
-    assert "here 35.0 → 36.0 → 37.0, the same" in "\n".join(bench.answer(rows))
+    assert "here 35.0 → 36.0 → 37.0, the same" in "\n".join(answer(rows))
 
 
 def test_long_tail_records_the_learned_weights_by_group(tmp_path, monkeypatch):
@@ -451,9 +466,10 @@ def test_long_tail_records_the_learned_weights_by_group(tmp_path, monkeypatch):
     import json
 
     monkeypatch.syspath_prepend("benchmarks")
-    import long_tail_benchmark as B
+    from long_tail import records as B
 
     classes = [{"frequency": g, "weight": w} for g, w in (("c", 0.4), ("r", 0.5), ("r", 0.7), ("f", 0.25))]
     (tmp_path / "meta_weights.json").write_text(json.dumps({"iteration": 300, "weight": [], "classes": classes}))
     assert B.meta_weight_groups(tmp_path) == {"c": 0.4, "f": 0.25, "r": 0.6}
     assert B.meta_weight_groups(tmp_path / "absent") is None
+

@@ -12,7 +12,9 @@ several seeds, in one command; the table and the chart are written from per-run 
 
 Rows (``--list`` prints them):
 
-1. end to end, each method as its authors train it (the configs in ``configs/LTShapes/``);
+1. end to end, each method as its authors train it (the configs in ``configs/LTShapes/``), on the shared
+   schedule; rows labelled "authors' recipe" add what a peer's official recipe has beyond it (ECM:
+   whole-model gradient clipping and its long warm-up; the federated loss as CenterNet2 trains it);
 2. controlled rows that change one thing (sampler, classifier) so that the loss's part can be seen;
 3. from the same stage-1 weights per seed: post-hoc calibrations (no training), decoupled stage 2
    (cRT, Balanced Softmax, BALMS), and the official sigmoid chain from the sigmoid + RFS stage 1.

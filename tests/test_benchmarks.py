@@ -473,3 +473,68 @@ def test_long_tail_records_the_learned_weights_by_group(tmp_path, monkeypatch):
     assert B.meta_weight_groups(tmp_path) == {"c": 0.4, "f": 0.25, "r": 0.6}
     assert B.meta_weight_groups(tmp_path / "absent") is None
 
+
+
+def _lt_bench(tmp_path, methods=None):
+    """The lt_shapes suite (seeds 0 1 2, every block) on the records under ``tmp_path / "runs"``."""
+    import argparse
+
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+
+    return Bench(argparse.Namespace(
+        base_config=LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(tmp_path / "runs"),
+        cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1, 2], blocks=[1, 2, 3],
+        methods=methods))
+
+
+def test_long_tail_authors_recipe_rows_build(tmp_path, monkeypatch):
+    """The authors' recipe rows: ECM with whole-model gradient clipping at 5 and its long warm-up (133 of
+    1,200 iterations, factor 1e-4, scaled with --iters); the federated loss as CenterNet2 trains it (value
+    clipping at 1, warm-up 53 at 2.5e-4, classifier bias at probability 0.01). Their models and optimizers
+    build as tools/train_net.py builds them."""
+    import math
+
+    monkeypatch.syspath_prepend("benchmarks")
+    from detectron2.modeling import build_model
+
+    from balms_det.solver import build_optimizer
+
+    bench = _lt_bench(tmp_path)
+    ecm, fed = bench.methods["ecm_authors"], bench.methods["federated_authors"]
+    assert ecm.block == fed.block == 1 and "(authors' recipe: " in ecm.label and "(authors' recipe, " in fed.label
+
+    def opts(cmd):  # the last value of each key: the one detectron2 takes
+        return {k: cmd[len(cmd) - cmd[::-1].index(k)] for k in ("SOLVER.WARMUP_ITERS", "SOLVER.WARMUP_FACTOR",
+                                                   "SOLVER.CLIP_GRADIENTS.CLIP_TYPE") if k in cmd}
+
+    assert opts(bench.command(ecm, 0)) == {"SOLVER.WARMUP_ITERS": "133", "SOLVER.WARMUP_FACTOR": "0.0001",
+                                           "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": "full_model"}
+    assert opts(bench.command(fed, 0)) == {"SOLVER.WARMUP_ITERS": "53", "SOLVER.WARMUP_FACTOR": "0.00025"}
+    bench.iters = 400  # --iters 400: the warm-up keeps its share
+    assert opts(bench.command(ecm, 0))["SOLVER.WARMUP_ITERS"] == "44"
+    cfg = bench.run_cfg(ecm, 0)
+    clip = cfg.SOLVER.CLIP_GRADIENTS
+    assert (clip.ENABLED, clip.CLIP_TYPE, clip.CLIP_VALUE, clip.NORM_TYPE) == (True, "full_model", 5.0, 2.0)
+    model = build_model(cfg)
+    optimizer = build_optimizer(cfg, model)
+    assert type(optimizer).__name__ == "SGDWithGradientClip"
+    for p in model.parameters():
+        p.grad = torch_full_like(p, 10.0)
+    optimizer.step()  # the whole model's gradient norm clipped to 5
+    total = math.sqrt(sum(float((p.grad ** 2).sum()) for p in model.parameters()))
+    assert abs(total - 5.0) < 1e-3, total
+    cfg = bench.run_cfg(fed, 0)
+    assert (cfg.SOLVER.CLIP_GRADIENTS.ENABLED, cfg.SOLVER.CLIP_GRADIENTS.CLIP_TYPE,
+            cfg.SOLVER.CLIP_GRADIENTS.CLIP_VALUE) == (True, "value", 1.0)
+    bias = build_model(cfg).roi_heads.box_predictor.cls_score.bias
+    assert abs(float(bias.mean()) - math.log(0.01 / 0.99)) < 1e-5 and float(bias.std()) == 0.0
+    shared = build_model(bench.run_cfg(bench.methods["federated"], 0)).roi_heads.box_predictor.cls_score.bias
+    assert float(shared.abs().max()) == 0.0  # the shared-recipe row keeps detectron2's bias 0
+
+
+def torch_full_like(p, value):
+    import torch
+
+    return torch.full_like(p, value)
+

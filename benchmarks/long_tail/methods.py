@@ -2,7 +2,7 @@
 keys on top), and the sets the answers read (the project's rows, the peers).
 
 A method is the difference of its lt_shapes YAML from ``LT_BASE`` plus a few ``KEY VALUE`` pairs (the
-controlled rows), applied on top of ``--base-config``.
+controlled rows, the authors' recipes), applied on top of ``--base-config``.
 """
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -18,6 +18,18 @@ OURS = ("MODEL.ROI_HEADS.NAME", "LongTailROIHeads")
 SPRIOR = ("MODEL.BALMS.PRIOR.SAMPLER", "train")  # the prior of the training sampler's labels
 POSTHOC_LA = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.POSTHOC_TAU", "1.0")
 NORCAL = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.CALIBRATION", "norcal")
+# The authors' recipes scaled to 1,200 iterations (sources: recipes.py). ECM (mmdet r50_ecm_1x.py): mmcv's
+# grad_clip=dict(max_norm=5, norm_type=2), one L2 norm over the whole model; warm-up 10,000 of ~90k
+# iterations at ratio 1e-4.
+ECM_RECIPE = ("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "full_model",
+              "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "5.0", "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0",
+              "SOLVER.WARMUP_ITERS", "133", "SOLVER.WARMUP_FACTOR", "0.0001")
+# Federated loss as CenterNet2 trains it (LVIS_CenterNet2_R50_Fed_1x.yaml): CLIP_GRADIENTS enabled with
+# detectron2's defaults (value clipping at 1.0), warm-up 4,000 of 90k iterations at factor 2.5e-4, the
+# classifier's bias at prior probability 0.01.
+FED_RECIPE = ("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "value",
+              "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "1.0", "SOLVER.WARMUP_ITERS", "53",
+              "SOLVER.WARMUP_FACTOR", "0.00025", "MODEL.BALMS.FEDERATED.PRIOR_PROB", "0.01")
 
 
 @dataclass
@@ -26,7 +38,7 @@ class Method:
     block: int
     label: str
     config: str  # an lt_shapes YAML: the method is its difference from LT_BASE
-    extra: Tuple[str, ...] = ()  # KEY VALUE pairs on top (controlled rows)
+    extra: Tuple[str, ...] = ()  # KEY VALUE pairs on top (controlled rows, authors' recipes)
     stage1: Optional[str] = None  # block 3: the method whose final weights it starts from
     eval_only: bool = False  # post-hoc: no training, one evaluation of the stage-1 weights
 
@@ -36,14 +48,18 @@ def _m(name, block, label, config, *extra, stage1=None, eval_only=False):
 
 
 METHODS = [
-    # 1. end to end, as each method's authors train it
+    # 1. end to end, as each method's authors train it (on the shared schedule; "authors' recipe": theirs)
     _m("softmax", 1, "softmax (stock head)", "softmax"),
     _m("balanced_softmax", 1, "Balanced Softmax", "balanced_softmax"),
     _m("sigmoid_rfs", 1, "sigmoid + RFS (official BALMS stage 1)", "sigmoid"),
     _m("seesaw", 1, "Seesaw (normed, RFS)", "seesaw"),
     _m("eqlv2", 1, "EQLv2 (uniform)", "eqlv2"),
     _m("ecm", 1, "ECM (normed, RFS)", "ecm"),
+    _m("ecm_authors", 1, "ECM (normed, RFS) (authors' recipe: whole-model grad clip 5, warm-up 133 at 1e-4)", "ecm",
+       *ECM_RECIPE),
     _m("federated", 1, "federated (RFS)", "federated"),
+    _m("federated_authors", 1, "federated (RFS) (authors' recipe, CenterNet2: grad value clip 1, warm-up 53 at "
+       "2.5e-4, bias prior 0.01)", "federated", *FED_RECIPE),
     # 2. controlled: the sampler and the classifier apart from the loss
     _m("softmax_rfs", 2, "softmax + RFS", "softmax", *RFS),
     _m("balanced_softmax_rfs", 2, "Balanced Softmax + RFS", "balanced_softmax", *RFS),
@@ -103,5 +119,5 @@ OURS_ROWS = {"balanced_softmax", "balanced_softmax_rfs", "balanced_softmax_norme
              "softmax_normed_rfs+la",
              "bs_decoupled", "bs_decoupled_tau0.25", "balms_decoupled", "balms_decoupled_images", "bsig_decoupled",
              "balms_sigmoid_decoupled"}
-PEER_ROWS = {"seesaw", "eqlv2", "ecm", "federated", "seesaw_linear_rfs", "softmax+norcal", "softmax_rfs+norcal",
-             "softmax_normed_rfs+norcal", "crt"}
+PEER_ROWS = {"seesaw", "eqlv2", "ecm", "ecm_authors", "federated", "federated_authors", "seesaw_linear_rfs",
+             "softmax+norcal", "softmax_rfs+norcal", "softmax_normed_rfs+norcal", "crt"}

@@ -1,8 +1,8 @@
 """The long-tail benchmark as a package; the command is ``benchmarks/long_tail_benchmark.py``.
 
 - ``methods``: the rows (name, block, label, config, keys on top) and the sets the answers read;
-- ``claims``: the paired comparisons and the targets, as data;
+- ``claims``: the paired comparisons, targets, sampler's-prior pairs, sensitivities and questions, as data;
 - ``configs``: a row's overrides and its schedule; ``bench``: the runs and their records (``records``);
-- ``stats``: rows, paired differences; ``answer``, ``sections``, ``report``: the report; ``figures``,
-  ``detections``: its pictures; ``cli``: the command line.
+- ``stats``: rows, paired differences, the tie rule; ``answer``, ``sections``, ``report``: the report;
+  ``figures``, ``detections``: its pictures; ``cli``: the command line.
 """

@@ -1,6 +1,6 @@
 """The report's answer: the best rows for rare classes and overall (ties by the paired tie rule), what the
 sampler, the classifier and the loss each add (``claims.CONTRIBUTIONS``), and the targets
-(``claims.TARGETS``), met or not."""
+(``claims.TARGETS``), met or not. Sensitivity rows are never a "best" row."""
 from . import claims
 from .methods import OURS_ROWS, PEER_ROWS
 from .stats import by_name, nseeds, paired, pm, pmd, shared_seeds
@@ -21,7 +21,7 @@ def _mean(by, name, k, task="bbox"):
 
 def check(target, by, task="bbox"):
     """(met: bool, line) of a target of ``claims`` on the rows ``by`` (name -> row), or None while the rows
-    it needs have no shared seeds."""
+    it needs have no shared seeds (pending)."""
     label = {n: r["method"].label for n, r in by.items()}
     if isinstance(target, claims.Order):
         if not all(n in by for n in target.rows):
@@ -31,8 +31,8 @@ def check(target, by, task="bbox"):
         return met, (f"- {target.claim}: here " + " → ".join(f"{x:.1f}" for x in v)
                      + (", the same" if met else ", NOT the same"))
     if isinstance(target, claims.BestOf):
-        ours = [n for n in by if n in OURS_ROWS]
-        peers = [n for n in by if n in PEER_ROWS]
+        ours = [n for n in by if n in OURS_ROWS and not by[n]["method"].sensitivity]
+        peers = [n for n in by if n in PEER_ROWS and not by[n]["method"].sensitivity]
         if not (ours and peers):
             return None
         o = max(ours, key=lambda n: _mean(by, n, "APr", task))
@@ -48,11 +48,26 @@ def check(target, by, task="bbox"):
     if a not in by or b not in by or not shared_seeds(by[a], by[b]):
         return None
     claim = target.claim.format(a=label[a], b=label[b])
+    if isinstance(target, claims.Spread):
+        std = by[a]["cells"][f"{task}/{target.metric}"][1]
+        if std is None:  # one seed of a: no spread yet
+            return None
+        gap = paired(by[a], by[b], f"{task}/{target.metric}")[0]
+        met = gap <= std
+        return met, (f"- {claim}: {'met' if met else 'NOT met'} (gap {_diff(by, a, b, target.metric, task)}, "
+                     f"{label[a]}'s std {std:.1f}; {_shared(by, a, b)})")
     met = all(paired(by[a], by[b], f"{task}/{k}")[0] >= at_least for k, at_least, _ in target.gaps)
     details = [_diff(by, a, b, k, task, digits) for k, _, digits in target.gaps]
     if len(details) > 1:
         details = [f"{k} {d}" for (k, _, _), d in zip(target.gaps, details)]
     return met, f"- {claim}: {'met' if met else 'NOT met'} ({', '.join(details)}; {_shared(by, a, b)})"
+
+
+def pending_line(target, labels):
+    """The line of a target whose rows are not there yet (``labels``: method name -> label)."""
+    if isinstance(target, (claims.Gap, claims.Spread)):
+        return f"- {target.claim.format(a=labels[target.a], b=labels[target.b])}: pending"
+    return f"- {target.claim}: pending"
 
 
 def answer(rows, task="bbox"):
@@ -61,7 +76,7 @@ def answer(rows, task="bbox"):
     by = by_name(rows)
     if "softmax" not in by or len(rows) < 2:
         return []
-    methods = list(by)
+    methods = [n for n in by if not by[n]["method"].sensitivity]
 
     def cell(name, k):
         return pm(*by[name]["cells"][f"{task}/{k}"])

@@ -107,6 +107,12 @@ class Bench:
         return [(m, s, r) for m in self.selected() for s in self.args.seeds
                 if (r := self.load(m, s)) and r.get("diverged")]
 
+    def pending(self, names):
+        """(runs without a record, runs asked for) of the methods ``names`` over ``--seeds``; a diverged
+        run is a result, not pending."""
+        runs = [(self.methods[n], s) for n in dict.fromkeys(names) if n in self.methods for s in self.args.seeds]
+        return sum(self.load(m, s) is None for m, s in runs), len(runs)
+
     # --- running
     def train(self, m, seed):
         """Run ``m`` for ``seed`` (its stage 1 first if its weights are missing); returns the record, or

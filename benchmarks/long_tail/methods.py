@@ -1,5 +1,5 @@
 """The methods table: every row of the benchmark as data (name, block, label, its lt_shapes config and the
-keys on top), and the sets the answers read (the project's rows, the peers).
+keys on top), and the sets the answers read (the project's rows, the peers, the sensitivities).
 
 A method is the difference of its lt_shapes YAML from ``LT_BASE`` plus a few ``KEY VALUE`` pairs (the
 controlled rows, the authors' recipes), applied on top of ``--base-config``.
@@ -41,10 +41,12 @@ class Method:
     extra: Tuple[str, ...] = ()  # KEY VALUE pairs on top (controlled rows, authors' recipes)
     stage1: Optional[str] = None  # block 3: the method whose final weights it starts from
     eval_only: bool = False  # post-hoc: no training, one evaluation of the stage-1 weights
+    sensitivity: bool = False  # a setting's sensitivity, not a method: left out of the "best" answers
 
 
-def _m(name, block, label, config, *extra, stage1=None, eval_only=False):
-    return Method(name, block, label, f"{LT}/mask_rcnn_R18_FPN_{config}.yaml", tuple(extra), stage1, eval_only)
+def _m(name, block, label, config, *extra, stage1=None, eval_only=False, sensitivity=False):
+    return Method(name, block, label, f"{LT}/mask_rcnn_R18_FPN_{config}.yaml", tuple(extra), stage1, eval_only,
+                  sensitivity)
 
 
 METHODS = [
@@ -110,7 +112,7 @@ METHODS = [
        "decoupled_balms_sigmoid", *RFS, *SPRIOR, stage1="sigmoid_rfs"),
     # sensitivity, not a method: the learned weights stay near their 0.5 start at the default meta LR 0.01
     _m("balms_decoupled_lr10", 3, "BALMS decoupled (bank), meta LR x10 [sensitivity]", "decoupled_balms",
-       "MODEL.BALMS.META_REWEIGHTER.LR", "0.1", stage1="softmax"),
+       "MODEL.BALMS.META_REWEIGHTER.LR", "0.1", stage1="softmax", sensitivity=True),
 ]
 BLOCKS = {1: "end to end (authors' recipes)", 2: "controlled (sampler / classifier)",
           3: "from the same stage-1 weights"}
@@ -118,6 +120,9 @@ BLOCKS = {1: "end to end (authors' recipes)", 2: "controlled (sampler / classifi
 OURS_ROWS = {"balanced_softmax", "balanced_softmax_rfs", "balanced_softmax_normed_rfs", "softmax+la", "softmax_rfs+la",
              "softmax_normed_rfs+la",
              "bs_decoupled", "bs_decoupled_tau0.25", "balms_decoupled", "balms_decoupled_images", "bsig_decoupled",
-             "balms_sigmoid_decoupled"}
+             "balms_sigmoid_decoupled", "balanced_softmax_rfs_sprior", "softmax_rfs+la_sprior",
+             "softmax_normed_rfs+la_sprior", "bsig_decoupled_rfs", "bsig_decoupled_rfs_sprior",
+             "balms_sigmoid_decoupled_rfs", "balms_sigmoid_decoupled_rfs_sprior"}
 PEER_ROWS = {"seesaw", "eqlv2", "ecm", "ecm_authors", "federated", "federated_authors", "seesaw_linear_rfs",
-             "softmax+norcal", "softmax_rfs+norcal", "softmax_normed_rfs+norcal", "crt"}
+             "softmax+norcal", "softmax_rfs+norcal", "softmax_normed_rfs+norcal", "softmax_rfs+norcal_sprior",
+             "softmax_normed_rfs+norcal_sprior", "crt"}

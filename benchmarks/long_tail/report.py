@@ -1,6 +1,6 @@
 """The report ``<report>.md``: the table per block, the diverged runs, the differences against softmax, the
-answer and its targets, the learned weights, the reproduction check, and the command, commits and
-machines; ``<report>.png`` beside it."""
+answer and its targets, the learned weights, the sections of ``sections.py``, the reproduction check,
+and the command, commits and machines; ``<report>.png`` beside it."""
 import os
 
 from . import sections
@@ -40,6 +40,7 @@ def write_report(bench, path):
         lines.append("")
     lines += divergence_lines(bench, diverged)
     lines += deltas(rows) + answer(rows) + sections.learned_weights(bench, rows)
+    lines += sections.all_sections(bench, rows)
     if bench.args.compare:
         lines += reproduction(bench, rows, bench.args.compare)
     total = sum(r["wall_s"] for r in rows) + sum(rec["wall_s"] or 0 for _, _, rec in diverged)

@@ -1,5 +1,5 @@
 """The statistics of the report: a row (mean ± std over seeds, per-seed values, cost) from a method's
-records, differences paired by seed, and how numbers are written."""
+records, differences paired by seed, the tie rule, and how numbers are written."""
 import statistics
 
 from .methods import METRICS, TASKS
@@ -39,6 +39,15 @@ def paired(a, b, key):
     if not d:
         return None
     return statistics.mean(d), (statistics.stdev(d) if len(d) > 1 else None), len(d)
+
+
+def verdict(p):
+    """The tie rule on a paired difference ``p`` (mean, std, n): "tie" when its mean is within its std over
+    >= 2 seeds, else "higher" / "lower"; None when it cannot be judged (no difference, or one seed)."""
+    if p is None or p[2] < 2:
+        return None
+    mean, std, _ = p
+    return "tie" if abs(mean) <= std else ("higher" if mean > 0 else "lower")
 
 
 def by_name(rows):

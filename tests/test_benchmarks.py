@@ -650,3 +650,40 @@ def test_long_tail_reviewers_questions_are_answered_from_the_paired_gaps(tmp_pat
     q1 = next(x for x in questions_section(bench, bench.table()) if x.startswith("- **Q1."))
     assert q1.endswith("**Yes**: higher APr, APf not lower, in every comparison."), q1
 
+
+
+def test_long_tail_published_numbers_beside_the_ranking(tmp_path, monkeypatch):
+    """The published LVIS numbers (blanks kept blank) beside the rows' segm numbers and ranks; each group's
+    published orderings against the paired segm differences; the recipes paragraph with its sources."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.peers import published_section, recipes_section
+    from long_tail.published import PUBLISHED
+
+    made = {"softmax": [(50, 30, 70), (51, 31, 71), (52, 32, 72)],
+            "softmax_rfs": [(55, 40, 70), (56, 41, 71), (57, 42, 72)],
+            "eqlv2": [(49, 33, 69), (50, 31, 70), (51, 32, 71)],
+            "crt": [(51, 35, 70), (52, 36, 71), (53, 37, 72)]}
+    _made_records(tmp_path / "runs", made)
+    bench = _lt_bench(tmp_path)
+    lines = published_section(bench, bench.table())
+    text = "\n".join(lines)
+    assert all(p.source.split()[0] in text for p in PUBLISHED if p.source), text
+    assert ("| softmax CE, uniform sampler | v1 | mmdet 2.3, 1x (12 epochs) | 16.1 | 0.0 | 12.0 | 27.4 |  | S8 README.md "
+            "| softmax | 50.0 ± 1.0 | 30.0 ± 1.0 | 3 |") in text, text  # segm = bbox - 1; rank 3 of 4 by segm AP
+    assert "| S1 README.md | ecm_authors | pending |  |  |" in text and "| 26.4 |  |  |  | 26.9 |" in text, text
+    line = next(x for x in lines if x.startswith("- S8, EQLv2's mmdet 2.3, LVIS v1: "))
+    assert line.startswith("- S8, EQLv2's mmdet 2.3, LVIS v1: agrees: softmax + RFS > softmax (AP +5.0 ± 0.0, "
+                           "APr +10.0 ± 0.0), cRT > softmax (AP +1.0 ± 0.0, APr +5.0 ± 0.0), softmax + RFS > cRT "
+                           "(AP +4.0 ± 0.0)"), line
+    assert ("reversed here: EQLv2 > softmax (AP -1.0 ± 0.0), EQLv2 > softmax + RFS (AP -6.0 ± 0.0, APr -9.0 ± 1.7), "
+            "cRT > softmax + RFS (APr -5.0 ± 0.0), EQLv2 > cRT (AP -2.0 ± 0.0, APr -4.0 ± 1.7)") in line, line
+    assert "tie here: EQLv2 > softmax (APr +1.0 ± 1.7)" in line, line
+    assert "- S5, BALMS, LVIS v0.5: pending or one seed: Balanced Softmax > sigmoid + RFS (AP, APr)" in text, text
+    assert ("Of the 16 published orderings judged here, the CPU-scale ranking agrees with 9, ties 1 and reverses 6: "
+            "EQLv2 > softmax (AP) in S8") in text, text
+    recipes = "\n".join(recipes_section(bench, bench.table()))
+    assert "- ECM (normed, RFS) (authors' recipe: whole-model grad clip 5, warm-up 133 at 1e-4): ECM's " in recipes
+    for what in ("batch and LR", "ROIs per image", "mask head", "schedule length and LR steps"):
+        assert f"- {what}: theirs " in recipes, recipes
+    assert "S6 open-mmlab/mmcv v1.5.1" in recipes and "pending: 21 of 27 runs" in recipes, recipes
+

@@ -3,6 +3,7 @@ sampler, the classifier and the loss each add (``claims.CONTRIBUTIONS``), and th
 (``claims.TARGETS``), met or not. Sensitivity rows are never a "best" row."""
 from . import claims
 from .methods import OURS_ROWS, PEER_ROWS
+from .published import PUBLISHED
 from .stats import by_name, nseeds, paired, pm, pmd, shared_seeds
 
 
@@ -27,8 +28,10 @@ def check(target, by, task="bbox"):
         if not all(n in by for n in target.rows):
             return None
         v = [_mean(by, n, target.metric, task) for n in target.rows]
+        published = " < ".join(f"{p.short} {getattr(p, target.metric.lower())}" for p in PUBLISHED
+                               if p.group == target.group)
         met = all(x < y for x, y in zip(v, v[1:]))
-        return met, (f"- {target.claim}: here " + " → ".join(f"{x:.1f}" for x in v)
+        return met, (f"- {target.claim.format(published=published)}: here " + " → ".join(f"{x:.1f}" for x in v)
                      + (", the same" if met else ", NOT the same"))
     if isinstance(target, claims.BestOf):
         ours = [n for n in by if n in OURS_ROWS and not by[n]["method"].sensitivity]

@@ -1,9 +1,9 @@
 """The report ``<report>.md``: the table per block, the diverged runs, the differences against softmax, the
-answer and its targets, the learned weights, the sections of ``sections.py``, the reproduction check,
-and the command, commits and machines; ``<report>.png`` beside it."""
+answer and its targets, the learned weights, the sections of ``sections.py`` and ``peers.py``, the
+reproduction check, and the command, commits and machines; ``<report>.png`` beside it."""
 import os
 
-from . import sections
+from . import peers, sections
 from .answer import answer
 from .configs import ROOT
 from .figures import plot
@@ -40,7 +40,7 @@ def write_report(bench, path):
         lines.append("")
     lines += divergence_lines(bench, diverged)
     lines += deltas(rows) + answer(rows) + sections.learned_weights(bench, rows)
-    lines += sections.all_sections(bench, rows)
+    lines += sections.all_sections(bench, rows) + peers.all_sections(bench, rows)
     if bench.args.compare:
         lines += reproduction(bench, rows, bench.args.compare)
     total = sum(r["wall_s"] for r in rows) + sum(rec["wall_s"] or 0 for _, _, rec in diverged)

@@ -474,7 +474,6 @@ def test_long_tail_records_the_learned_weights_by_group(tmp_path, monkeypatch):
     assert B.meta_weight_groups(tmp_path / "absent") is None
 
 
-
 def _lt_bench(tmp_path, methods=None):
     """The lt_shapes suite (seeds 0 1 2, every block) on the records under ``tmp_path / "runs"``."""
     import argparse
@@ -537,7 +536,6 @@ def torch_full_like(p, value):
     import torch
 
     return torch.full_like(p, value)
-
 
 
 def test_long_tail_sampler_prior_section_pairs_by_seed_and_checks_the_targets(tmp_path, monkeypatch):
@@ -651,7 +649,6 @@ def test_long_tail_reviewers_questions_are_answered_from_the_paired_gaps(tmp_pat
     assert q1.endswith("**Yes**: higher APr, APf not lower, in every comparison."), q1
 
 
-
 def test_long_tail_published_numbers_beside_the_ranking(tmp_path, monkeypatch):
     """The published LVIS numbers (blanks kept blank) beside the rows' segm numbers and ranks; each group's
     published orderings against the paired segm differences; the recipes paragraph with its sources."""
@@ -687,3 +684,18 @@ def test_long_tail_published_numbers_beside_the_ranking(tmp_path, monkeypatch):
         assert f"- {what}: theirs " in recipes, recipes
     assert "S6 open-mmlab/mmcv v1.5.1" in recipes and "pending: 21 of 27 runs" in recipes, recipes
 
+
+def test_long_tail_figure_heads_each_block(tmp_path, monkeypatch):
+    """The chart's rows sit under their block's heading (bold), one heading per block with rows."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.figures import plot
+
+    _made_records(tmp_path / "runs", {"softmax": [(50, 30, 70)] * 2, "seesaw": [(56, 40, 66)] * 2,
+                                      "bs_decoupled": [(53, 36, 69)] * 2})
+    bench = _lt_bench(tmp_path)
+    fig = plot(bench.table(), str(tmp_path / "lt.png"), bench.suite)
+    labels = [(t.get_text(), t.get_fontweight()) for t in fig.axes[0].get_yticklabels()]
+    assert labels == [("1. end to end (authors' recipes)", "bold"), ("softmax (stock head) (n=2)", "normal"),
+                      ("Seesaw (normed, RFS) (n=2)", "normal"), ("3. from the same stage-1 weights", "bold"),
+                      ("Balanced Softmax decoupled (tau 1) (n=2)", "normal")], labels
+    assert (tmp_path / "lt.png").read_bytes()[:4] == b"\x89PNG"

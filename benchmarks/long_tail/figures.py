@@ -1,37 +1,53 @@
-"""The report's figures: APr / APc / APf per method (``<report>.png``), per-class AP of two methods
-(``--per-class``), and methods' detections on rare-class test images (``--figure``)."""
+"""The report's figures: APr / APc / APf per method (``<report>.png``, a heading per block), per-class AP of
+two methods (``--per-class``), and methods' detections on rare-class test images (``--figure``)."""
 import json
 import os
 import statistics
 
-from .methods import TASKS
+from .methods import BLOCKS, TASKS
 
 
 def plot(rows, path, suite):
-    """Bars of APr / APc / APf (mean, std over seeds) per row, bbox and segm side by side; returns the
-    figure."""
+    """Bars of APr / APc / APf (mean, std over seeds) per row, bbox and segm side by side, each block of rows
+    under its heading; returns the figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 0.34 * len(rows) + 1.6))
+    slots = []  # top to bottom: ("head", block) before each block's rows, ("row", row)
+    for r in rows:
+        if not slots or r["method"].block != slots[-1][1]["method"].block:
+            slots.append(("head", r["method"].block))
+        slots.append(("row", r))
+    ys = list(range(len(slots)))[::-1]
+    fig = Figure(figsize=(11, 0.34 * len(slots) + 1.6))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, 2, sharey=True)
     colors = {"APr": "#d62728", "APc": "#ff7f0e", "APf": "#1f77b4"}
-    ys = list(range(len(rows)))[::-1]
+    bars = [(y, r) for y, (kind, r) in zip(ys, slots) if kind == "row"]
     h = 0.26
     for ax, task in zip(axes, TASKS):
         for j, k in enumerate(("APr", "APc", "APf")):
-            mean = [r["cells"][f"{task}/{k}"][0] for r in rows]
-            std = [r["cells"][f"{task}/{k}"][1] or 0 for r in rows]
-            ax.barh([y + (1 - j) * h for y in ys], mean, h, xerr=std, color=colors[k], label=k,
+            mean = [r["cells"][f"{task}/{k}"][0] for _, r in bars]
+            std = [r["cells"][f"{task}/{k}"][1] or 0 for _, r in bars]
+            ax.barh([y + (1 - j) * h for y, _ in bars], mean, h, xerr=std, color=colors[k], label=k,
                     error_kw={"elinewidth": 0.8})
-        for y, r in zip(ys, rows):
-            if r["method"].block != rows[max(0, rows.index(r) - 1)]["method"].block:
+        for y, (kind, _) in zip(ys, slots):
+            if kind == "head" and y != ys[0]:
                 ax.axhline(y + 0.5, color="0.6", lw=0.6)
         ax.set_title(f"{task}: mean ± std over seeds")
         ax.set_xlabel("AP (%)")
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(ys, [f"{r['method'].label} (n={len(r['seeds'])})" for r in rows], fontsize=8)
+    labels = [f"{x}. {BLOCKS.get(x, '')}" if kind == "head" else f"{x['method'].label} (n={len(x['seeds'])})"
+              for kind, x in slots]
+    axes[0].set_yticks(ys, labels, fontsize=8)
+    axes[0].set_ylim(-0.7, len(slots) - 0.3)
+    for label, (kind, _) in zip(axes[0].get_yticklabels(), slots):
+        if kind == "head":  # a block's heading: bold, no tick mark
+            label.set_fontweight("bold")
+            label.set_fontsize(9)
+    for ax in axes:
+        for tick, (kind, _) in zip(ax.yaxis.get_major_ticks(), slots):
+            tick.tick1line.set_visible(kind != "head")
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: no bar hidden
     fig.suptitle(f"{suite}: rare / common / frequent AP per method", fontsize=10)
     fig.tight_layout()

@@ -32,8 +32,13 @@ run whose record exists but whose weights are gone is trained again for its weig
 that diverges (detectron2's ``FloatingPointError``) is a result, not a crash: its record says where it
 stopped, the report counts it beside the row's seeds and leaves it out of the means, and the block-3
 rows that needed its weights are not run for that seed; any other failure stops the benchmark.
-``--report`` writes ``<report>.md`` (table, command, commit, machine) and ``<report>.png``
-(APr / APc / APf per method, mean and std over seeds).
+``--report`` writes ``<report>.md`` (table, command, commit, machine; the answer and its targets; the
+sampler's prior against the raw prior; the sensitivity rows; the reviewers' questions answered with rows;
+the recipe each end-to-end row follows; the ranking beside published LVIS numbers) and ``<report>.png``
+(APr / APc / APf per method, mean and std over seeds, under each block's heading).
+
+The code is the package ``benchmarks/long_tail/``: the rows (``methods.py``), what the report claims
+(``claims.py``), the recipes and the published numbers (``recipes.py``, ``published.py``) are data.
 """
 from long_tail.cli import main
 

@@ -110,11 +110,11 @@ def published_section(bench, rows, task="segm"):
     out += ordering_lines(found)
     counts = {v: sum(1 for *_, x in found if x == v) for v in ("agrees", "tie", "reversed")}
     if sum(counts.values()):
-        wrong = [f"{x} in {g}" for g in dict.fromkeys(x[0] for x in found)
-                 for x in _merged(found, g, "reversed", with_numbers=False)]
+        wrong = [f"in {g}: " + "; ".join(items) for g in dict.fromkeys(x[0] for x in found)
+                 if (items := _merged(found, g, "reversed", with_numbers=False))]
         out += ["", f"Of the {sum(counts.values())} published orderings judged here, the CPU-scale ranking agrees "
                     f"with {counts['agrees']}, ties {counts['tie']} and reverses {counts['reversed']}"
-                    + (f": {', '.join(wrong)}" if wrong else "") + "."]
+                    + (f" ({'. '.join(wrong)})" if wrong else "") + "."]
     cited = sorted({p.source.split()[0] for p in PUBLISHED if p.row in names and p.source},
                    key=lambda s: int(s[1:]))
     return out + ["", "Sources: " + "; ".join(f"{s} {SOURCES[s]}" for s in cited) + ".", ""]

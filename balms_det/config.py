@@ -99,6 +99,8 @@ def _add_peers_config(cfg):
     cfg.MODEL.BALMS.FEDERATED.NUM_CLASSES = 50
     # Sampling weight of a class: its image count (MODEL.BALMS.PRIOR) to this power.
     cfg.MODEL.BALMS.FEDERATED.FREQ_WEIGHT_POWER = 0.5
+    # Initial probability p0 of its sigmoids: bias = -log((1 - p0) / p0); 0.0 = bias 0 (detectron2's).
+    cfg.MODEL.BALMS.FEDERATED.PRIOR_PROB = 0.0
 
 
 def _add_decoupled_config(cfg):

@@ -19,6 +19,8 @@ import statistics
 import subprocess
 import sys
 
+from long_tail.records import final_results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT = [
     "configs/LTShapes/mask_rcnn_R18_FPN_softmax.yaml",
@@ -39,19 +41,6 @@ def schedule_opts(config, iters):
     return ["SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", str(steps),
             "SOLVER.WARMUP_ITERS", str(min(cfg.SOLVER.WARMUP_ITERS, max(1, iters // 10))),
             "SOLVER.CHECKPOINT_PERIOD", str(iters)]
-
-
-def final_results(out_dir):
-    path = os.path.join(out_dir, "metrics.json")
-    if not os.path.exists(path):
-        return None
-    res = None
-    with open(path) as f:
-        for line in f:
-            d = json.loads(line)
-            if "bbox/AP" in d:
-                res = d
-    return res
 
 
 def run(config, seed, out_dir, extra, num_gpus):

@@ -27,6 +27,7 @@ from balms_det.engine import (AtomicCheckpointer, ClassifierReinitHook, MetaRewe
                               resume_or_load_checked)
 from balms_det.evaluation import build_lvis_evaluator
 from balms_det.modeling import apply_decoupled, resolve_priors
+from balms_det.solver import build_optimizer
 
 
 class Trainer(DefaultTrainer):
@@ -37,6 +38,10 @@ class Trainer(DefaultTrainer):
     @classmethod
     def build_model(cls, cfg):
         return apply_decoupled(super().build_model(cfg), cfg)  # stage 2: freeze all but TRAINABLE
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        return build_optimizer(cfg, model)  # + SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model"
 
     @classmethod
     def build_train_loader(cls, cfg):

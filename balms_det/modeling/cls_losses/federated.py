@@ -1,6 +1,7 @@
 """``federated``: detectron2's federated sigmoid loss (Zhou et al., 2021; ``USE_FED_LOSS``): BCE on K
 logits over the batch's classes plus negatives drawn by detectron2's own ``get_fed_loss_classes``
-with weights ``image_count ** freq_weight_power``; inference ``sigmoid(z_j)``."""
+with weights ``image_count ** freq_weight_power``; inference ``sigmoid(z_j)``. The classifier's bias
+starts at 0 (detectron2), or at the probability ``prior_prob`` (CenterNet2's 0.01)."""
 import torch
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 
@@ -26,18 +27,23 @@ class FederatedLoss(ClsLoss):
     legacy_kwargs = {"federated_num_classes": "fed_num_classes",
                      "federated_freq_weight_power": "freq_weight_power"}
 
-    def __init__(self, num_classes, *, fed_num_classes=50, freq_weight_power=0.5, **kwargs):
+    def __init__(self, num_classes, *, fed_num_classes=50, freq_weight_power=0.5, prior_prob=0.0, **kwargs):
         super().__init__(num_classes, **kwargs)
         if fed_num_classes < 1:
             raise ValueError(f"The federated loss needs num_classes >= 1, got {fed_num_classes}")
         self.fed_num_classes = int(fed_num_classes)
         self.freq_weight_power = float(freq_weight_power)
+        self.prior_prob = float(prior_prob)  # 0: bias 0 (detectron2); CenterNet2 starts at 0.01
         self._mask = None  # this training step's classes
 
     @classmethod
     def from_config(cls, cfg):
         f = cfg.MODEL.BALMS.FEDERATED
-        return {"fed_num_classes": f.NUM_CLASSES, "freq_weight_power": f.FREQ_WEIGHT_POWER}
+        return {"fed_num_classes": f.NUM_CLASSES, "freq_weight_power": f.FREQ_WEIGHT_POWER,
+                "prior_prob": f.PRIOR_PROB}
+
+    def bias_init(self):
+        return L.sigmoid_prior_bias(self.prior_prob) if self.prior_prob > 0 else 0.0
 
     @torch.no_grad()
     def before_loss(self, gt_classes):

@@ -68,7 +68,7 @@ def _add_classifier_config(cfg):
 
 
 def _add_peers_config(cfg):
-    # The peer losses of MODEL.BALMS.CLS_LOSS (balms_det/modeling/peer_losses.py) and the classifier.
+    # The peer losses of MODEL.BALMS.CLS_LOSS (balms_det/modeling/cls_losses/, one file each) and the classifier.
     # "linear" (nn.Linear) or "normed" (cosine classifier T * <x/|x|, w/|w|> + b, the Seesaw/ECM recipes).
     cfg.MODEL.BALMS.CLASSIFIER = "linear"
     # Temperature T of the "normed" classifier (unitless; the Seesaw / ECM LVIS recipes use 20).

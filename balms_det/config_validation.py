@@ -38,7 +38,7 @@ from .config import add_balms_config
 from .modeling.calibrations import CALIBRATION_REGISTRY, Calibration, calibration_class
 from .modeling.classifiers import CLASSIFIERS
 from .modeling.cls_losses import CLS_LOSS_REGISTRY, ClsLoss, cls_loss_class
-from .modeling.losses import BACKGROUND_MODES
+from .modeling.cls_losses.softmax import BACKGROUND_MODES
 from .modeling.meta_reweighter import META_LOSSES, META_SOURCES, NONFINITE_ACTIONS, meta_reweighter_from_config
 from .modeling.named_registry import registered_names
 from .modeling.output_layers import _calibration_name, build_calibration

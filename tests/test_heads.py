@@ -16,7 +16,10 @@ from detectron2.utils.events import EventStorage
 import balms_det  # noqa: F401  registers the heads
 from conftest import tiny_detection_inputs
 from balms_det import BalancedSoftmaxOutputLayers, LongTailOutputLayers, add_balms_config
-from balms_det.modeling import losses as L
+from balms_det.modeling.cls_losses.balanced_sigmoid import balanced_sigmoid_loss
+from balms_det.modeling.cls_losses.balanced_softmax import balanced_softmax_loss
+from balms_det.modeling.cls_losses.sigmoid import sigmoid_ce_loss
+from balms_det.modeling.cls_losses.softmax import softmax_logit_shift
 
 torch.set_num_threads(1)
 K = 5
@@ -131,14 +134,14 @@ def test_standalone_layer_losses_match_functions_and_stock():
             assert torch.allclose(losses["loss_cls"], ref["loss_cls"])
             assert torch.allclose(losses["loss_box_reg"], ref["loss_box_reg"])
         elif cls_loss == "balanced_softmax":
-            shift = L.softmax_logit_shift(torch.tensor(COUNTS))
-            assert torch.allclose(losses["loss_cls"], L.balanced_softmax_loss(scores, gt, shift))
+            shift = softmax_logit_shift(torch.tensor(COUNTS))
+            assert torch.allclose(losses["loss_cls"], balanced_softmax_loss(scores, gt, shift))
         elif cls_loss == "sigmoid":
             assert scores.shape == (40, K)
-            assert torch.allclose(losses["loss_cls"], L.sigmoid_ce_loss(scores, gt))
+            assert torch.allclose(losses["loss_cls"], sigmoid_ce_loss(scores, gt))
         else:
             p = torch.tensor(COUNTS, dtype=torch.float64) / 500
-            assert torch.allclose(losses["loss_cls"], L.balanced_sigmoid_loss(scores, gt, p))
+            assert torch.allclose(losses["loss_cls"], balanced_sigmoid_loss(scores, gt, p))
 
 
 def test_sigmoid_classifier_init_and_inference():
@@ -160,7 +163,7 @@ def test_posthoc_inference():
     p0 = plain.predict_probs(plain(x), props)[0]
     p1 = post.predict_probs(post(x), props)[0]
     z = plain(x)[0]
-    expect = torch.softmax(z - L.softmax_logit_shift(torch.tensor(COUNTS)).float(), dim=1)
+    expect = torch.softmax(z - softmax_logit_shift(torch.tensor(COUNTS)).float(), dim=1)
     assert torch.allclose(p1, expect, atol=1e-6)
     # the rare class gains, the frequent class loses probability mass
     assert (p1[:, K - 1] > p0[:, K - 1]).all() and (p1[:, 0] < p0[:, 0]).all()

@@ -19,7 +19,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from balms_det import BalancedSoftmaxOutputLayers
-from balms_det.modeling import peer_losses as P
+from balms_det.modeling.cls_losses.ecm import ecm_margins
 from balms_det.modeling.classifiers import NormedLinear
 from conftest import end_gloo_worker
 from test_heads import tiny_cfg, tiny_inputs, train_step
@@ -245,4 +245,4 @@ def test_unsupported_combinations_are_clear_errors():
     assert "cls_loss.cum_counts" not in _layer("eqlv2").state_dict()  # state only for its loss
     assert "cls_loss.class_counts" in _layer("ecm").state_dict()
     assert "cls_loss.class_counts" in _layer("federated").state_dict()
-    assert math.isfinite(P.ecm_margins(torch.tensor([1.0, 1e6]))[0].sum().item())
+    assert math.isfinite(ecm_margins(torch.tensor([1.0, 1e6]))[0].sum().item())

@@ -1,9 +1,19 @@
-"""``logit_adjustment``: post-hoc logit adjustment (Menon et al., ICLR 2021): a softmax model predicts
-with ``softmax(z - tau * shift)``, the loss's own logit shift (its class prior and background mode)."""
-from .. import losses as L
+"""``logit_adjustment``: post-hoc logit adjustment (Menon et al., ICLR 2021): a plain-softmax model predicts
+with ``softmax(z - tau * shift)``, the loss's own logit shift (its class prior and background mode,
+:func:`~balms_det.modeling.cls_losses.softmax.softmax_logit_shift`, what Balanced Softmax trains with)."""
+from ..cls_losses.softmax import softmax_probs
+from ..cls_losses.utils import at_least_float32
 from .base import CALIBRATION_REGISTRY, SoftmaxLogitCalibration
 
-__all__ = ["LogitAdjustment"]
+__all__ = ["posthoc_adjust", "LogitAdjustment"]
+
+
+@at_least_float32
+def posthoc_adjust(logits, shift, tau):
+    """Post-hoc logit adjustment (Menon et al.): ``z - tau * shift`` (use the training-time shift)."""
+    if tau == 0:
+        return logits
+    return logits - tau * shift.to(dtype=logits.dtype, device=logits.device)
 
 
 @CALIBRATION_REGISTRY.register()
@@ -27,7 +37,7 @@ class LogitAdjustment(SoftmaxLogitCalibration):
         return loss_settings.get("background", "unadjusted") == "unadjusted"
 
     def forward(self, logits, loss):
-        return L.softmax_probs(L.posthoc_adjust(logits, loss.logit_shift(), self.tau))
+        return softmax_probs(posthoc_adjust(logits, loss.logit_shift(), self.tau))
 
     def extra_repr(self):
         return f"tau={self.tau}"

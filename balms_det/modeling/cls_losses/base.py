@@ -5,8 +5,8 @@ A classification loss is a small ``nn.Module`` registered in :data:`CLS_LOSS_REG
 about its method: how many logits it needs and the classifier's bias init, its buffers (saved in
 checkpoints, the same on every DDP rank when it says so), the per-ROI loss (no side effects: the
 Meta Reweighter calls it again), the inference rule, what it does once per training step, and
-``from_config`` for its own keys. The maths lives in plain functions (``losses.py``,
-``peer_losses.py``). A user's loss is a subclass in the user's own file::
+``from_config`` for its own keys. Its maths are plain functions in the same file (``seesaw.py`` holds
+``seesaw_loss`` & co. and ``SeesawLoss``). A user's loss is a subclass in the user's own file::
 
     @CLS_LOSS_REGISTRY.register()
     class MyLoss(ClsLoss):

@@ -1,5 +1,7 @@
 """The box predictor and the registered standard / cascade ROI heads, on tiny models and inputs."""
 import math
+import os
+import sys
 
 import pytest
 import torch
@@ -15,11 +17,14 @@ from detectron2.utils.events import EventStorage
 
 import balms_det  # noqa: F401  registers the heads
 from conftest import tiny_detection_inputs
-from balms_det import BalancedSoftmaxOutputLayers, LongTailOutputLayers, add_balms_config
+from balms_det import LongTailOutputLayers, add_balms_config
 from balms_det.modeling.cls_losses.balanced_sigmoid import balanced_sigmoid_loss
 from balms_det.modeling.cls_losses.balanced_softmax import balanced_softmax_loss
 from balms_det.modeling.cls_losses.sigmoid import sigmoid_ce_loss
 from balms_det.modeling.cls_losses.softmax import softmax_logit_shift
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+from pin_cls_losses import flat_layer  # noqa: E402  the box predictor from the old flat keyword arguments
 
 torch.set_num_threads(1)
 K = 5
@@ -97,6 +102,13 @@ def test_heads_train_and_infer(head, cls_loss):
     assert (inst.pred_classes < K).all()
 
 
+def test_old_head_names_are_registry_aliases_of_the_same_classes():
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY
+
+    assert ROI_HEADS_REGISTRY.get("BalancedSoftmaxROIHeads") is balms_det.LongTailROIHeads
+    assert ROI_HEADS_REGISTRY.get("BalancedSoftmaxCascadeROIHeads") is balms_det.LongTailCascadeROIHeads
+
+
 def _proposals(n=40, seed=0):
     g = torch.Generator().manual_seed(seed)
     p = Instances((64, 64))
@@ -111,7 +123,7 @@ def _proposals(n=40, seed=0):
 
 def _layer(cls_loss="balanced_softmax", **kw):
     torch.manual_seed(0)
-    return BalancedSoftmaxOutputLayers(
+    return flat_layer(
         ShapeSpec(channels=16), box2box_transform=Box2BoxTransform((10.0, 10.0, 5.0, 5.0)),
         num_classes=K, cls_loss=cls_loss, class_counts=COUNTS, num_images=500, **kw,
     )

@@ -14,9 +14,9 @@ from detectron2.utils.events import EventStorage
 from balms_det.modeling.cls_losses.ecm import ecm_loss, ecm_margins
 from balms_det.modeling.cls_losses.eqlv2 import (eqlv2_gradient_increment, eqlv2_loss, eqlv2_weights,
                                                 objectness_sigmoid_probs)
-from balms_det.modeling.cls_losses.federated import federated_loss
+from balms_det.modeling.cls_losses.federated import FederatedLoss, federated_loss
 from balms_det.modeling.cls_losses.seesaw import seesaw_log_factors, seesaw_loss, seesaw_probs
-from balms_det.modeling.output_layers import BalancedSoftmaxOutputLayers
+from balms_det.modeling.output_layers import LongTailOutputLayers
 
 torch.set_num_threads(1)
 SHAPES = [(37, 3), (64, 50), (48, 1300)]  # (N ROIs, K classes)
@@ -263,8 +263,8 @@ def test_federated_equals_detectron2_stock_head():
     counts = torch.randint(1, 500, (k,), generator=torch.Generator().manual_seed(5)).double()
     weights = counts.float() ** 0.5
     b2b = Box2BoxTransform((10.0, 10.0, 5.0, 5.0))
-    ours = BalancedSoftmaxOutputLayers(16, box2box_transform=b2b, num_classes=k, cls_loss="federated",
-                                       class_counts=counts, federated_num_classes=50)
+    ours = LongTailOutputLayers(16, box2box_transform=b2b, num_classes=k,
+                                cls_loss=FederatedLoss(k, class_counts=counts, fed_num_classes=50))
     stock = FastRCNNOutputLayers(16, box2box_transform=b2b, num_classes=k, use_sigmoid_ce=True, use_fed_loss=True,
                                  get_fed_loss_cls_weights=lambda: weights, fed_loss_num_classes=50)
     with torch.no_grad():  # stock has K + 1 logits and ignores the last one
@@ -288,8 +288,8 @@ def test_federated_equals_detectron2_stock_head():
     assert mask.shape == (k,) and mask.sum() == 49
     assert mask[props[0].gt_classes[props[0].gt_classes < k]].eq(1).all()
     # fewer classes than FEDERATED.NUM_CLASSES (stock detectron2 fails to sample): all classes
-    small = BalancedSoftmaxOutputLayers(16, box2box_transform=b2b, num_classes=5, cls_loss="federated",
-                                        class_counts=[5.0, 4, 3, 2, 1])
+    small = LongTailOutputLayers(16, box2box_transform=b2b, num_classes=5,
+                                 cls_loss=FederatedLoss(5, class_counts=[5.0, 4, 3, 2, 1]))
     small.cls_loss.before_loss(torch.tensor([0, 5, 2]))
     assert small.cls_loss._mask is None
     z, gt = torch.randn(3, 5), torch.tensor([0, 5, 2])

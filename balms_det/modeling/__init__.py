@@ -39,11 +39,5 @@ from .calibrations import (  # registers the built-in calibrations
 )
 from .meta_reweighter import MetaReweighter, meta_hypergradient, roi_loss_weights
 from .output_layers import LongTailOutputLayers
-from .legacy_output_layers import BalancedSoftmaxOutputLayers
-from .roi_heads import (  # registers heads
-    BalancedSoftmaxCascadeROIHeads,
-    BalancedSoftmaxROIHeads,
-    LongTailCascadeROIHeads,
-    LongTailROIHeads,
-)
+from .roi_heads import LongTailCascadeROIHeads, LongTailROIHeads  # registers heads
 from .decoupled import apply_decoupled, freeze_for_decoupled, reinit_classifier

@@ -8,8 +8,8 @@ detectron2's. Everything about a method (its logits, bias init, buffers, per-ste
 rule) lives in its loss module; this layer only composes them.
 
 Checkpoints from before the losses were modules kept the loss buffers on the predictor itself
-(``class_counts``, ``seesaw_cum_counts``, ...); they load into the loss module (each loss's
-``legacy_buffers``). The old name and keyword arguments: :mod:`.legacy_output_layers`.
+(``class_counts``, ``seesaw_cum_counts``, ...): the predictor's state-dict version 1, moved to the loss
+module when loaded (:meth:`LongTailOutputLayers._load_from_state_dict`).
 """
 import torch
 from detectron2.config import configurable
@@ -23,9 +23,7 @@ from .cls_losses import ClsLoss, cls_loss_class
 from .meta_reweighter import meta_reweighter_from_config
 from .priors import class_prior_from_config, deferred_prior_from_config
 
-__all__ = ["LongTailOutputLayers", "CLS_LOSSES", "prior_from_config", "build_cls_loss", "build_calibration"]
-
-CLS_LOSSES = ("softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid", "seesaw", "eqlv2", "ecm", "federated")
+__all__ = ["LongTailOutputLayers", "prior_from_config", "build_cls_loss", "build_calibration"]
 
 
 def _calibration_name(cfg):
@@ -68,6 +66,18 @@ def build_calibration(cfg):
 class LongTailOutputLayers(FastRCNNOutputLayers):
     """A :class:`FastRCNNOutputLayers` whose classification loss, calibration and classifier are modules."""
 
+    # 2: the loss's buffers live in the loss module, under ``cls_loss.``; 1: on the predictor itself, under
+    # the names of this table (the predictor's own name -> the loss module's), moved when loaded
+    _version = 2
+    V1_LOSS_BUFFERS = {
+        "class_counts": "class_counts",
+        "num_train_images": "num_train_images",
+        "roi_label_counts": "roi_label_counts",
+        "seesaw_cum_counts": "cum_counts",
+        "eqlv2_pos_grad": "pos_grad",
+        "eqlv2_neg_grad": "neg_grad",
+    }
+
     @configurable
     def __init__(self, input_shape, *, cls_loss, calibration=None, meta_reweighter=None, classifier="linear",
                  normed_temperature=20.0, **kwargs):
@@ -103,7 +113,6 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         if classifier != "linear" or n_out != self.cls_score.out_features:  # else keep detectron2's
             self.cls_score = build_classifier(classifier, self.cls_score.in_features, n_out, normed_temperature)
         self.reset_classifier()
-        self._register_load_state_dict_pre_hook(self._load_legacy_buffers)
 
     @classmethod
     def from_config(cls, cfg, input_shape, prior=None):
@@ -128,13 +137,16 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         nn.init.normal_(self.cls_score.weight, std=0.01)
         nn.init.constant_(self.cls_score.bias, self.cls_loss.bias_init())
 
-    def _load_legacy_buffers(self, state_dict, prefix, *args):
-        """Checkpoints of ``BalancedSoftmaxOutputLayers`` before the loss modules kept the loss's buffers
-        on the predictor: move them to the loss module (for the buffers this loss has)."""
-        own = self.cls_loss.state_dict(keep_vars=True)
-        for old, new in self.cls_loss.legacy_buffers.items():
-            if prefix + old in state_dict and new in own and f"{prefix}cls_loss.{new}" not in state_dict:
-                state_dict[f"{prefix}cls_loss.{new}"] = state_dict.pop(prefix + old)
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """A version-1 state (or one without a version: a state dict copied without its metadata) has the
+        loss's buffers on the predictor (:attr:`V1_LOSS_BUFFERS`): each one the built loss has is moved to
+        ``cls_loss.``; the others stay, for the loader to report as unexpected."""
+        if local_metadata.get("version", 1) < 2:
+            own = self.cls_loss.state_dict(keep_vars=True)
+            for old, new in self.V1_LOSS_BUFFERS.items():
+                if prefix + old in state_dict and new in own and f"{prefix}cls_loss.{new}" not in state_dict:
+                    state_dict[f"{prefix}cls_loss.{new}"] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     # ---------------------------------------------------------------- training
     def per_roi_classification_loss(self, scores, gt_classes):
@@ -222,11 +234,3 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
                                      f"{self.calibration.name or type(self.calibration).__name__!r}")
         return probs.split([len(p) for p in proposals], dim=0)
 
-
-def __getattr__(name):
-    """``from balms_det.modeling.output_layers import BalancedSoftmaxOutputLayers`` keeps working."""
-    if name == "BalancedSoftmaxOutputLayers":
-        from .legacy_output_layers import BalancedSoftmaxOutputLayers
-
-        return BalancedSoftmaxOutputLayers
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

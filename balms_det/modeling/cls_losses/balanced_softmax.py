@@ -31,7 +31,6 @@ class BalancedSoftmaxLoss(SoftmaxLoss):
     """:class:`SoftmaxLoss` trained on logits shifted by ``tau`` times its :meth:`logit_shift`."""
 
     name = "balanced_softmax"
-    legacy_kwargs = dict(SoftmaxLoss.legacy_kwargs, tau="tau")
 
     def __init__(self, num_classes, *, tau=1.0, **kwargs):
         super().__init__(num_classes, **kwargs)

@@ -66,8 +66,6 @@ class ClsLoss(nn.Module):
     needs_num_images = False  # the prior must also give the number of training images
     softmax_logits = False  # probs = softmax of K + 1 logits: the post-hoc calibrations apply
     plain_loss = None  # the Meta Reweighter's meta loss (a method), None = the reweighter is refused
-    legacy_buffers = {"class_counts": "class_counts"}  # buffer names of the pre-module predictor
-    legacy_kwargs = {}  # keyword names of the pre-module predictor's constructor -> this __init__'s
 
     def __init__(self, num_classes, *, class_counts=None, num_images=None, prior=None):
         super().__init__()

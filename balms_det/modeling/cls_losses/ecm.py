@@ -65,7 +65,6 @@ class ECMLoss(ClsLoss):
 
     name = "ecm"
     uses_prior = True
-    legacy_kwargs = {"ecm_fg_bg_ratio": "fg_bg_ratio"}
 
     def __init__(self, num_classes, *, fg_bg_ratio=6.3313, **kwargs):
         super().__init__(num_classes, **kwargs)

@@ -104,8 +104,6 @@ class EQLv2Loss(ClsLoss):
     """
 
     name = "eqlv2"
-    legacy_buffers = {"class_counts": "class_counts", "eqlv2_pos_grad": "pos_grad", "eqlv2_neg_grad": "neg_grad"}
-    legacy_kwargs = {"eqlv2_gamma": "gamma", "eqlv2_mu": "mu", "eqlv2_alpha": "alpha"}
 
     def __init__(self, num_classes, *, gamma=12.0, mu=0.8, alpha=4.0, **kwargs):
         super().__init__(num_classes, **kwargs)

@@ -50,8 +50,6 @@ class FederatedLoss(ClsLoss):
     name = "federated"
     extra_logits = 0
     uses_prior = True
-    legacy_kwargs = {"federated_num_classes": "fed_num_classes",
-                     "federated_freq_weight_power": "freq_weight_power"}
 
     def __init__(self, num_classes, *, fed_num_classes=50, freq_weight_power=0.5, **kwargs):
         super().__init__(num_classes, **kwargs)

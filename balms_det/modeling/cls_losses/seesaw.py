@@ -103,8 +103,6 @@ class SeesawLoss(ClsLoss):
 
     name = "seesaw"
     extra_logits = 2
-    legacy_buffers = {"class_counts": "class_counts", "seesaw_cum_counts": "cum_counts"}
-    legacy_kwargs = {"seesaw_p": "p", "seesaw_q": "q", "seesaw_eps": "eps"}
 
     def __init__(self, num_classes, *, p=0.8, q=2.0, eps=1e-2, **kwargs):
         super().__init__(num_classes, **kwargs)

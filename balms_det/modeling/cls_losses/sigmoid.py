@@ -43,8 +43,6 @@ class SigmoidLoss(ClsLoss):
 
     name = "sigmoid"
     extra_logits = 0
-    legacy_buffers = {"class_counts": "class_counts", "num_train_images": "num_train_images"}
-    legacy_kwargs = {"sigmoid_prior_prob": "prior_prob"}
 
     def __init__(self, num_classes, *, prior_prob=0.001, **kwargs):
         super().__init__(num_classes, **kwargs)

@@ -81,9 +81,6 @@ class SoftmaxLoss(ClsLoss):
 
     name = "softmax"
     softmax_logits = True
-    legacy_buffers = {"class_counts": "class_counts", "roi_label_counts": "roi_label_counts"}
-    legacy_kwargs = {"background": "background", "center_prior": "center_prior",
-                     "roi_count_smoothing": "roi_count_smoothing"}
 
     def __init__(self, num_classes, *, background="unadjusted", center_prior=True, roi_count_smoothing=1.0,
                  **kwargs):

@@ -76,7 +76,7 @@ def _m(name, block, label, config, *extra, stage1=None, eval_only=False):
     return Method(name, block, label, f"{LT}/mask_rcnn_R18_FPN_{config}.yaml", tuple(extra), stage1, eval_only)
 
 
-POSTHOC_LA = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.POSTHOC_TAU", "1.0")
+POSTHOC_LA = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.CALIBRATION", "logit_adjustment")
 NORCAL = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.CALIBRATION", "norcal")
 
 METHODS = [

@@ -66,7 +66,7 @@ def test_pinned_cases_cover_every_builtin_loss_and_have_state():
 # ---------------------------------------------------------------------------------- checkpoints
 CKPT_CFG = {
     "balanced_softmax": dict(cls_loss="balanced_softmax"),
-    "softmax_running_posthoc": dict(cls_loss="softmax", BACKGROUND="running", POSTHOC_TAU=1.0),
+    "softmax_running_posthoc": dict(cls_loss="softmax", BACKGROUND="running", CALIBRATION="logit_adjustment"),
     "balanced_sigmoid": dict(cls_loss="balanced_sigmoid"),
     "seesaw": dict(cls_loss="seesaw"),
     "eqlv2": dict(cls_loss="eqlv2"),
@@ -196,8 +196,8 @@ def test_norcal_from_config_and_its_errors():
     assert torch.equal(pred.cls_loss.class_counts, torch.tensor([400.0, 100.0, 30.0, 5.0, 1.0], dtype=torch.float64))
     with pytest.raises(ValueError, match="softmax losses only"):
         build_model(tiny_cfg(cls_loss="sigmoid", CALIBRATION="norcal"))
-    with pytest.raises(ValueError, match="POSTHOC_TAU"):
-        build_model(tiny_cfg(cls_loss="softmax", CALIBRATION="norcal", POSTHOC_TAU=1.0))
+    with pytest.raises(KeyError, match="renamed to MODEL.BALMS.LOGIT_ADJUSTMENT.TAU.*CALIBRATION logit_adjustment"):
+        tiny_cfg(cls_loss="softmax", CALIBRATION="norcal").merge_from_list(["MODEL.BALMS.POSTHOC_TAU", "1.0"])
     with pytest.raises(ValueError, match="registered"):
         build_model(tiny_cfg(cls_loss="softmax", CALIBRATION="platt"))
     model.eval()

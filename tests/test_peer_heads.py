@@ -238,7 +238,7 @@ def test_unsupported_combinations_are_clear_errors():
     cfg.MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE = True
     with pytest.raises(ValueError, match="MODEL.BALMS.CLS_LOSS"):
         LongTailOutputLayers(cfg, ShapeSpec(channels=16))
-    with pytest.raises(ValueError, match="POSTHOC"):
+    with pytest.raises(ValueError, match="softmax losses only"):
         _layer("eqlv2", posthoc_tau=1.0)
     with pytest.raises(ValueError, match="needs class_counts"):
         LongTailOutputLayers(ShapeSpec(channels=16), box2box_transform=Box2BoxTransform((1.0,) * 4),

@@ -17,7 +17,7 @@ from detectron2.layers import cat
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers, _log_classification_stats
 from torch import nn
 
-from .calibrations import LogitAdjustment, NoCalibration, calibration_class
+from .calibrations import NoCalibration, calibration_class
 from .classifiers import build_classifier
 from .cls_losses import ClsLoss, cls_loss_class
 from .meta_reweighter import meta_reweighter_from_config
@@ -26,22 +26,11 @@ from .priors import class_prior_from_config, deferred_prior_from_config
 __all__ = ["LongTailOutputLayers", "prior_from_config", "build_cls_loss", "build_calibration"]
 
 
-def _calibration_name(cfg):
-    """``MODEL.BALMS.CALIBRATION``; a nonzero ``POSTHOC_TAU`` alone means logit adjustment."""
-    b = cfg.MODEL.BALMS
-    if b.POSTHOC_TAU != 0 and calibration_class(b.CALIBRATION) in (NoCalibration, LogitAdjustment):
-        return "logit_adjustment"
-    if b.POSTHOC_TAU != 0:
-        raise ValueError(f"MODEL.BALMS.POSTHOC_TAU is logit adjustment's tau; it does not go with "
-                         f"MODEL.BALMS.CALIBRATION {b.CALIBRATION!r}")
-    return b.CALIBRATION
-
-
 def prior_from_config(cfg):
     """The class prior (``MODEL.BALMS.PRIOR``) when the loss or the calibration needs it, else None:
     deferred (:class:`~balms_det.modeling.priors.DeferredPrior`), so building reads no dataset; counts
     given in the config (``PRIOR.SOURCE list``) are taken, and checked, at once."""
-    loss_cls, calib_cls = cls_loss_class(cfg.MODEL.BALMS.CLS_LOSS), calibration_class(_calibration_name(cfg))
+    loss_cls, calib_cls = cls_loss_class(cfg.MODEL.BALMS.CLS_LOSS), calibration_class(cfg.MODEL.BALMS.CALIBRATION)
     settings = loss_cls.from_config(cfg)
     if not (loss_cls.needs_prior(**settings) or calib_cls.needs_prior(loss_cls, settings)):
         return None
@@ -58,8 +47,8 @@ def build_cls_loss(cfg, prior=None):
 
 
 def build_calibration(cfg):
-    """The calibration module of ``MODEL.BALMS.CALIBRATION`` (or ``POSTHOC_TAU``)."""
-    calib_cls = calibration_class(_calibration_name(cfg))
+    """The calibration module of ``MODEL.BALMS.CALIBRATION`` with its keys."""
+    calib_cls = calibration_class(cfg.MODEL.BALMS.CALIBRATION)
     return calib_cls(**calib_cls.from_config(cfg))
 
 

@@ -56,6 +56,6 @@ class SoftmaxLogitCalibration(Calibration):
     def check(self, loss):
         if not loss.softmax_logits:
             raise ValueError(
-                f"{self.name} (MODEL.BALMS.CALIBRATION / POSTHOC_TAU) applies to the softmax losses only "
+                f"{self.name} (MODEL.BALMS.CALIBRATION) applies to the softmax losses only "
                 f"(K + 1 softmax logits), not to cls_loss={loss.name or type(loss).__name__!r}"
             )

@@ -18,19 +18,19 @@ def posthoc_adjust(logits, shift, tau):
 
 @CALIBRATION_REGISTRY.register()
 class LogitAdjustment(SoftmaxLogitCalibration):
-    """``tau`` is ``MODEL.BALMS.POSTHOC_TAU`` (> 0)."""
+    """``tau`` is ``MODEL.BALMS.LOGIT_ADJUSTMENT.TAU`` (> 0; 1 is the label-prior correction)."""
 
     name = "logit_adjustment"
 
     def __init__(self, tau=1.0):
         super().__init__()
         if tau <= 0:
-            raise ValueError(f"logit adjustment needs tau > 0 (MODEL.BALMS.POSTHOC_TAU), got {tau}")
+            raise ValueError(f"logit adjustment needs tau > 0 (MODEL.BALMS.LOGIT_ADJUSTMENT.TAU), got {tau}")
         self.tau = float(tau)
 
     @classmethod
     def from_config(cls, cfg):
-        return {"tau": cfg.MODEL.BALMS.POSTHOC_TAU}
+        return {"tau": cfg.MODEL.BALMS.LOGIT_ADJUSTMENT.TAU}
 
     @classmethod
     def needs_prior(cls, loss_cls, loss_settings):

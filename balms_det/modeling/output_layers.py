@@ -139,11 +139,25 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
 
     # ---------------------------------------------------------------- training
     def per_roi_classification_loss(self, scores, gt_classes):
-        """(N,) classification loss of each ROI (no side effect; the meta reweighter calls it again)."""
+        """The classification loss of each ROI (no side effect; the meta reweighter calls it again).
+
+        Args:
+            scores (Tensor): (N, ``cls_loss.num_logits()``), float, the classifier's logits.
+            gt_classes (Tensor): (N,), int64, labels in [0, K].
+        Returns:
+            Tensor: (N,), float32 or float64.
+        """
         return self.cls_loss.per_roi_loss(scores, gt_classes)
 
     def classification_loss(self, scores, gt_classes, roi_weights=None):
-        """``sum_i c_i l_i / N`` with per-ROI weights ``c`` (``roi_weights``; None = 1)."""
+        """``sum_i c_i l_i / N`` with per-ROI weights ``c``.
+
+        Args:
+            scores, gt_classes: as :meth:`per_roi_classification_loss`.
+            roi_weights (Tensor or None): (N,), float; None = 1.
+        Returns:
+            Tensor: scalar, float32 or float64.
+        """
         if gt_classes.numel() == 0:
             return scores.sum() * 0.0
         per_roi = self.per_roi_classification_loss(scores, gt_classes)
@@ -213,8 +227,15 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
 
     # ---------------------------------------------------------------- inference
     def predict_probs(self, predictions, proposals):
-        """(Ri, K + 1) class probabilities per image (the calibration of the loss's logits); background
-        last (zero for the sigmoid losses with K logits; detectron2's inference ignores that column)."""
+        """The class probabilities per image: the calibration of the loss's logits.
+
+        Args:
+            predictions: the return values of :meth:`forward`, the logits (R, ``cls_loss.num_logits()``) first.
+            proposals (list[Instances]): the proposals of each image, Ri of image i.
+        Returns:
+            list[Tensor]: (Ri, K + 1) per image, float, background last (zero for the sigmoid losses with K
+            logits; detectron2's inference ignores that column).
+        """
         scores, _ = predictions
         probs = self.calibration(scores, self.cls_loss)
         if not torch.isfinite(probs).all():

@@ -40,6 +40,13 @@ class Calibration(nn.Module):
         """Raise ValueError when this calibration is not defined for ``loss``."""
 
     def forward(self, logits, loss):
+        """
+        Args:
+            logits (Tensor): (N, ``loss.num_logits()``), float.
+            loss (ClsLoss): the box predictor's loss module (its prior, its logit shift).
+        Returns:
+            Tensor: (N, K + 1), float, background last.
+        """
         return loss.probs(logits)
 
 

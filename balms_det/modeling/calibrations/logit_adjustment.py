@@ -10,7 +10,16 @@ __all__ = ["posthoc_adjust", "LogitAdjustment"]
 
 @at_least_float32
 def posthoc_adjust(logits, shift, tau):
-    """Post-hoc logit adjustment (Menon et al.): ``z - tau * shift`` (use the training-time shift)."""
+    """Post-hoc logit adjustment (Menon et al.): ``z - tau * shift`` (use the training-time shift).
+
+    Args:
+        logits (Tensor): (N, K + 1), float, background last.
+        shift (Tensor): (K + 1,), float (float64 from the priors), e.g. the loss's
+            :meth:`~balms_det.modeling.cls_losses.SoftmaxLoss.logit_shift`; cast to the logits' dtype.
+        tau (float): 0 = the logits unchanged.
+    Returns:
+        Tensor: (N, K + 1), float32 or float64.
+    """
     if tau == 0:
         return logits
     return logits - tau * shift.to(dtype=logits.dtype, device=logits.device)

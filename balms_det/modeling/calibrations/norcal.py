@@ -20,8 +20,12 @@ def norcal_probs(logits, counts, gamma=1.0):
     every foreground class against background.
 
     Args:
-        logits: (N, K + 1) softmax logits, background last. counts: (K,) positive training counts
-        (the authors use training image counts). gamma: the exponent (0 = plain softmax).
+        logits (Tensor): (N, K + 1), float, softmax logits, background last.
+        counts (Tensor): (K,), float (float64 buffer), positive training counts (the authors use
+            training image counts).
+        gamma (float): the exponent (0 = plain softmax).
+    Returns:
+        Tensor: (N, K + 1), float32 or float64, background last.
     """
     log_n = counts.to(device=logits.device, dtype=torch.float64).log()
     shift = torch.cat([log_n, log_n.new_zeros(1)]).to(logits.dtype)

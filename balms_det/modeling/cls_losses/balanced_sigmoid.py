@@ -20,10 +20,14 @@ def balanced_sigmoid_loss(logits, gt_classes, image_freq, eps=1e-12, reduction="
     keep their logits and have an all-zero target. Binary cross-entropy summed over classes / N.
 
     Args:
-        logits: (N, K). gt_classes: (N,) labels in [0, K].
-        image_freq: (K,) ``p_j = image_count_j / number of training images``, clamped to
-            ``[eps, 1 - eps]`` so the log-odds stay finite.
-        reduction: ``"mean"`` (sum / N) or ``"none"`` ((N,) per-ROI sums over classes).
+        logits (Tensor): (N, K), float, no background logit.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        image_freq (Tensor): (K,), float (float64 from the prior), ``p_j = image_count_j / number of
+            training images``, clamped to ``[eps, 1 - eps]`` so the log-odds stay finite.
+        eps (float): that clamp.
+        reduction (str): ``"mean"`` (sum / N) or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) per-ROI sums over classes (``"none"``), float32 or float64.
     """
     if logits.numel() == 0 and reduction == "mean":
         return logits.sum() * 0.0

@@ -16,8 +16,14 @@ def balanced_softmax_loss(logits, gt_classes, shift, tau=1.0, reduction="mean"):
     Balanced Softmax / logit-adjusted cross-entropy: ``CE(z + tau * shift, y)``.
 
     Args:
-        logits: (N, C) logits z. gt_classes: (N,) int64 labels. shift: (C,), e.g. from
-        :func:`~.softmax.softmax_logit_shift`. tau: 1 = BALMS Eq. 4, 0 = plain cross-entropy.
+        logits (Tensor): (N, K + 1), float, the logits z, background last.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        shift (Tensor): (K + 1,), float (float64 from the priors), e.g. from
+            :func:`~.softmax.softmax_logit_shift`; cast to the logits' dtype.
+        tau (float): 1 = BALMS Eq. 4, 0 = plain cross-entropy.
+        reduction (str): ``"mean"`` over the N ROIs or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) (``"none"``), float32 or float64.
     """
     if logits.numel() == 0 and reduction == "mean":
         return logits.sum() * 0.0

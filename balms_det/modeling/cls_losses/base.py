@@ -151,7 +151,15 @@ class ClsLoss(nn.Module):
 
     # ---------------------------------------------------------------- training
     def per_roi_loss(self, logits, gt_classes):
-        """(N,) loss of each ROI; the training loss is their sum / N. No side effects."""
+        """
+        The loss of each ROI; the training loss is their sum / N. No side effects.
+
+        Args:
+            logits (Tensor): (N, :meth:`num_logits`), float, the classifier's outputs.
+            gt_classes (Tensor): (N,), int64, labels in [0, K].
+        Returns:
+            Tensor: (N,), float32 or float64.
+        """
         raise NotImplementedError
 
     def before_loss(self, gt_classes):
@@ -166,7 +174,14 @@ class ClsLoss(nn.Module):
 
     # ---------------------------------------------------------------- inference
     def probs(self, logits):
-        """(N, K + 1) class probabilities by this method's inference rule, background last."""
+        """
+        The class probabilities by this method's inference rule.
+
+        Args:
+            logits (Tensor): (N, :meth:`num_logits`), float.
+        Returns:
+            Tensor: (N, K + 1), float, background last.
+        """
         raise NotImplementedError
 
     def extra_repr(self):

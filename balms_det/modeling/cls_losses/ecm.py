@@ -27,8 +27,11 @@ def ecm_margins(fg_counts, fg_bg_ratio=6.3313):
     here, so these formulas are the authors' code's (janghyuncho/ECM-Loss), checked in the tests in
     their exponential form.
 
+    Args:
+        fg_counts (Tensor): (K,), float (float64 buffer), positive counts of the foreground classes.
+        fg_bg_ratio (float): the background count over ``sum(n)``.
     Returns:
-        (m_pos, m_neg, weight): (K + 1,) float64 each.
+        tuple[Tensor, Tensor, Tensor]: (m_pos, m_neg, weight), (K + 1,) float64 each.
     """
     n = fg_counts.to(torch.float64)
     n = torch.cat([n, n.sum().reshape(1) * fg_bg_ratio])
@@ -50,6 +53,14 @@ def ecm_loss(logits, gt_classes, m_pos, m_neg, weight, reduction="mean"):
 
     Computed as ``w_j * BCE_with_logits(2 z_ij + m+_j - m-_j, t_ij)``, the same function written
     without the exponentials that overflow in the code's form.
+
+    Args:
+        logits (Tensor): (N, K + 1), float, background last.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        m_pos, m_neg, weight (Tensor): (K + 1,), float (float64 from :func:`ecm_margins`).
+        reduction (str): ``"mean"`` (sum / N) or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) (``"none"``), float32 or float64.
     """
     z = logits
     target = one_hot_targets(z, gt_classes)

@@ -24,9 +24,11 @@ def eqlv2_weights(pos_grad, neg_grad, gamma=12.0, mu=0.8, alpha=4.0):
     loss).
 
     Args:
-        pos_grad, neg_grad: (K,) accumulated sums (:func:`eqlv2_gradient_increment`).
+        pos_grad, neg_grad (Tensor): (K,), float (float64 buffers), the accumulated sums
+            (:func:`eqlv2_gradient_increment`).
+        gamma, mu, alpha (float): the mapping's slope and centre, the positive weight's gain.
     Returns:
-        (pos_w, neg_w): (K + 1,) each, float64.
+        tuple[Tensor, Tensor]: (pos_w, neg_w), (K + 1,) each, float64.
     """
     pos_grad = pos_grad.to(torch.float64)
     neg_grad = neg_grad.to(torch.float64)
@@ -51,7 +53,12 @@ def eqlv2_loss(logits, gt_classes, pos_w, neg_w, reduction="mean"):
     (:func:`eqlv2_weights`), summed over the K + 1 columns, divided by N.
 
     Args:
-        logits: (N, K + 1). gt_classes: (N,) in [0, K]. pos_w, neg_w: (K + 1,).
+        logits (Tensor): (N, K + 1), float, background last.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        pos_w, neg_w (Tensor): (K + 1,), float (float64 from :func:`eqlv2_weights`).
+        reduction (str): ``"mean"`` (sum / N) or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) (``"none"``), float32 or float64.
     """
     z = logits
     target = one_hot_targets(z, gt_classes)
@@ -72,8 +79,12 @@ def eqlv2_gradient_increment(logits, gt_classes, pos_w, neg_w):
     the code sums it without that factor. We follow the code (the ratio differs only when the
     number of sampled ROIs changes between iterations).
 
+    Args:
+        logits (Tensor): (N, K + 1), float (detached inside).
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        pos_w, neg_w (Tensor): (K + 1,), float, the weights of this step (:func:`eqlv2_weights`).
     Returns:
-        (pos, neg): (K,) float64 each.
+        tuple[Tensor, Tensor]: (pos, neg), (K,) float64 each.
     """
     z = logits.detach()
     target = one_hot_targets(z, gt_classes)
@@ -88,9 +99,14 @@ def eqlv2_gradient_increment(logits, gt_classes, pos_w, neg_w):
 @at_least_float32
 def objectness_sigmoid_probs(logits):
     """Inference of EQLv2 and ECM (their code's ``get_activation``): ``sigmoid(z_j) * (1 - sigmoid(z_bg))``
-    for the K classes, ``sigmoid(z_bg)`` last; (N, K + 1) -> (N, K + 1). For ECM this is not its
-    training probability ``sigmoid(2 z + m+ - m-)`` without margins (that would be ``sigmoid(2 z)``):
-    we follow its code."""
+    for the K classes, ``sigmoid(z_bg)`` last. For ECM this is not its training probability
+    ``sigmoid(2 z + m+ - m-)`` without margins (that would be ``sigmoid(2 z)``): we follow its code.
+
+    Args:
+        logits (Tensor): (N, K + 1), float, background last.
+    Returns:
+        Tensor: (N, K + 1), float32 or float64, background last.
+    """
     s = logits.sigmoid()
     return torch.cat([s[:, :-1] * (1 - s[:, -1:]), s[:, -1:]], dim=1)
 

@@ -14,8 +14,14 @@ __all__ = ["federated_class_mask", "federated_loss", "FederatedLoss"]
 
 
 def federated_class_mask(fed_classes, num_classes):
-    """(K,) 0/1 float mask of the classes in ``fed_classes`` (indices in [0, K]; K = background is
-    dropped), the classes the federated loss sees this step."""
+    """The classes the federated loss sees this step, as a mask.
+
+    Args:
+        fed_classes (Tensor): (M,), int64, class indices in [0, K] (K, background, is dropped).
+        num_classes (int): K.
+    Returns:
+        Tensor: (K,), float32, 1 for the classes of ``fed_classes``, else 0.
+    """
     mask = torch.zeros(num_classes + 1, device=fed_classes.device)
     mask[fed_classes] = 1
     return mask[:num_classes]
@@ -31,6 +37,14 @@ def federated_loss(logits, gt_classes, class_mask, reduction="mean"):
     label in the batch among its ``NUM_CLASSES``), summed over classes / N.
 
     detectron2 has K + 1 logits and ignores the last one; we build K (the same loss and scores).
+
+    Args:
+        logits (Tensor): (N, K), float, no background logit.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        class_mask (Tensor): (K,), float, 0/1 (:func:`federated_class_mask`).
+        reduction (str): ``"mean"`` (sum / N) or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) (``"none"``), float32 or float64.
     """
     z = logits
     target = one_hot_targets(z, gt_classes)

@@ -29,10 +29,12 @@ def seesaw_log_factors(class_logits, labels, cum_counts, p=0.8, q=2.0, eps=1e-2)
     we follow the code. Computed in the log domain from ``log_softmax`` (the same values).
 
     Args:
-        class_logits: (N, K) class logits (detached inside). labels: (N,) labels in [0, K).
-        cum_counts: (K,) cumulative counts N_j. p, q: the exponents (0 disables a factor).
+        class_logits (Tensor): (N, K), float, the class logits (detached inside).
+        labels (Tensor): (N,), int64, foreground labels in [0, K).
+        cum_counts (Tensor): (K,), float (float64 buffer), the cumulative counts N_j.
+        p, q (float): the exponents (0 disables a factor). eps (float): the floor of ``sigma_i``.
     Returns:
-        (N, K) ``log S`` in the logits' dtype (float32 for half-precision logits), no gradient.
+        Tensor: (N, K) ``log S`` in the logits' dtype (float32 for half-precision logits), no gradient.
     """
     z = class_logits.detach()
     n, k = z.shape
@@ -63,8 +65,14 @@ def seesaw_loss(logits, gt_classes, cum_counts, p=0.8, q=2.0, eps=1e-2, reductio
     term (2 extra logits) and returns the two terms apart, which we sum into one.
 
     Args:
-        logits: (N, K + 2). gt_classes: (N,) in [0, K]. cum_counts: (K,) cumulative class counts
-        (:func:`seesaw_count_increment`, the current batch included).
+        logits (Tensor): (N, K + 2), float, the K class logits then the objectness pair.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        cum_counts (Tensor): (K,), float (float64 buffer), the cumulative class counts
+            (:func:`seesaw_count_increment`, the current batch included).
+        p, q, eps (float): as :func:`seesaw_log_factors`.
+        reduction (str): ``"mean"`` (sum / N) or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) (``"none"``), float32 or float64.
     """
     z = logits
     k = z.shape[1] - 2
@@ -78,7 +86,14 @@ def seesaw_loss(logits, gt_classes, cum_counts, p=0.8, q=2.0, eps=1e-2, reductio
 
 
 def seesaw_count_increment(gt_classes, num_classes):
-    """(K,) float64 number of ROIs of each foreground class in this batch (Seesaw's count step)."""
+    """The number of ROIs of each foreground class in this batch (Seesaw's count step).
+
+    Args:
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        num_classes (int): K.
+    Returns:
+        Tensor: (K,), float64.
+    """
     counts = torch.bincount(gt_classes, minlength=num_classes + 1)[:num_classes]
     return counts.to(torch.float64)
 
@@ -86,7 +101,13 @@ def seesaw_count_increment(gt_classes, num_classes):
 @at_least_float32
 def seesaw_probs(logits):
     """Seesaw inference (mmdetection's ``get_activation``): ``[softmax(z) * P(fg), P(bg)]`` with the
-    objectness probabilities ``softmax(o)``; (N, K + 2) -> (N, K + 1), background last."""
+    objectness probabilities ``softmax(o)``.
+
+    Args:
+        logits (Tensor): (N, K + 2), float.
+    Returns:
+        Tensor: (N, K + 1), float32 or float64, background last.
+    """
     z = logits
     k = z.shape[1] - 2
     obj = F.softmax(z[:, k:], dim=1)

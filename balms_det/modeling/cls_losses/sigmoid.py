@@ -15,8 +15,14 @@ __all__ = ["sigmoid_ce_loss", "sigmoid_prior_bias", "sigmoid_probs_with_backgrou
 def sigmoid_ce_loss(logits, gt_classes, reduction="mean"):
     """
     Sigmoid baseline: ``K`` logits, one-hot targets (all zero for background ROIs), binary
-    cross-entropy summed over classes and divided by the number of ROIs
-    (``reduction="none"``: the (N,) per-ROI sums).
+    cross-entropy summed over classes and divided by the number of ROIs.
+
+    Args:
+        logits (Tensor): (N, K), float, no background logit.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        reduction (str): ``"mean"`` (sum / N) or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) per-ROI sums over classes (``"none"``), float32 or float64.
     """
     if logits.numel() == 0 and reduction == "mean":
         return logits.sum() * 0.0
@@ -26,13 +32,20 @@ def sigmoid_ce_loss(logits, gt_classes, reduction="mean"):
 
 
 def sigmoid_prior_bias(prior_prob):
-    """Bias that makes every sigmoid start at probability ``prior_prob``: ``-log((1 - p0) / p0)``."""
+    """Bias that makes every sigmoid start at probability ``prior_prob`` (float in (0, 1)):
+    ``-log((1 - p0) / p0)``, a float."""
     return -math.log((1 - prior_prob) / prior_prob)
 
 
 @at_least_float32
 def sigmoid_probs_with_background(logits):
-    """``sigmoid(z)`` with a zero background column appended: (N, K) -> (N, K + 1)."""
+    """``sigmoid(z)`` with a zero background column appended.
+
+    Args:
+        logits (Tensor): (N, K), float.
+    Returns:
+        Tensor: (N, K + 1), float32 or float64, background last (all zero).
+    """
     probs = logits.sigmoid()
     return torch.cat([probs, probs.new_zeros(probs.shape[0], 1)], dim=1)
 

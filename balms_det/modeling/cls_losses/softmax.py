@@ -21,6 +21,12 @@ def log_prior(counts, center=True):
     ``log n_j`` for a vector of positive counts; with ``center=True`` minus the log of the mean count,
     i.e. ``log(K * pi_j)`` with ``pi_j = n_j / sum(n)``: a class of average frequency is not moved.
     Centering only matters when some logit (the background) is left unshifted.
+
+    Args:
+        counts (Tensor): (C,), positive; integer counts are taken as float64.
+        center (bool): subtract ``log(mean(counts))``.
+    Returns:
+        Tensor: (C,), the counts' floating dtype.
     """
     if not counts.is_floating_point():
         counts = counts.to(torch.float64)
@@ -35,8 +41,9 @@ def softmax_logit_shift(fg_counts=None, background="unadjusted", center=True, ro
     The ``K + 1`` vector added (times tau) to the logits by Balanced Softmax, background last.
 
     Args:
-        fg_counts: (K,) positive training counts of the foreground classes (``"unadjusted"`` only).
-        background: one of :data:`BACKGROUND_MODES`.
+        fg_counts (Tensor): (K,), float, positive training counts of the foreground classes
+            (``"unadjusted"`` only).
+        background (str): one of :data:`BACKGROUND_MODES`.
             ``"unadjusted"``: ``[log n_1 .. log n_K, 0]``, with ``center=True``
             ``[log(K pi_1) .. log(K pi_K), 0]``. With centering this is the label-prior correction
             towards a test prior that keeps training's foreground/background split and is uniform
@@ -45,7 +52,11 @@ def softmax_logit_shift(fg_counts=None, background="unadjusted", center=True, ro
             ``"running"``: ``log pi_j`` for all ``K + 1`` labels, ``pi`` = frequency of the sampled
             ROI labels (background included); corrects towards a test prior uniform over all
             ``K + 1`` labels, so fewer ROIs are called background at test time.
-        roi_label_counts: (K+1,) positive counts of sampled ROI labels (``"running"`` only).
+        center (bool): ``"unadjusted"``: center the foreground shift (:func:`log_prior`).
+        roi_label_counts (Tensor): (K + 1,), float, positive counts of sampled ROI labels, background
+            last (``"running"`` only).
+    Returns:
+        Tensor: (K + 1,), the counts' floating dtype (float64 for the loss modules' buffers).
     """
     if background == "unadjusted":
         fg = log_prior(fg_counts, center=center)
@@ -57,14 +68,30 @@ def softmax_logit_shift(fg_counts=None, background="unadjusted", center=True, ro
 
 @at_least_float32
 def softmax_ce_loss(logits, gt_classes, reduction="mean"):
-    """detectron2's softmax cross-entropy ``CE(z, y)`` (the baseline): (N, C) logits, (N,) labels;
-    ``reduction`` as :func:`torch.nn.functional.cross_entropy`'s (``"mean"`` over the N ROIs, ``"none"``)."""
+    """
+    detectron2's softmax cross-entropy ``CE(z, y)`` (the baseline).
+
+    Args:
+        logits (Tensor): (N, K + 1), float, background last.
+        gt_classes (Tensor): (N,), int64, labels in [0, K].
+        reduction (str): as :func:`torch.nn.functional.cross_entropy`'s: ``"mean"`` over the N ROIs, or
+            ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) (``"none"``), float32 or float64 (the logits', float32 for
+        half precision).
+    """
     return F.cross_entropy(logits, gt_classes, reduction=reduction)
 
 
 @at_least_float32
 def softmax_probs(logits):
-    """``softmax(z)`` over the last dimension: (N, C) -> (N, C)."""
+    """``softmax(z)`` over the last dimension.
+
+    Args:
+        logits (Tensor): (N, C), float.
+    Returns:
+        Tensor: (N, C), float32 or float64.
+    """
     return F.softmax(logits, dim=-1)
 
 

@@ -40,8 +40,14 @@ def at_least_float32(fn):
 
 
 def one_hot_targets(logits, gt_classes):
-    """(N, C) one-hot targets in the logits' dtype, C = the logits' columns; a label C (background
-    when C = K) gives an all-zero row."""
+    """One-hot targets; a label C (background when C = K) gives an all-zero row.
+
+    Args:
+        logits (Tensor): (N, C), float; only its shape, dtype and device are used.
+        gt_classes (Tensor): (N,), int64, labels in [0, C].
+    Returns:
+        Tensor: (N, C), the logits' dtype.
+    """
     n, k = logits.shape
     target = logits.new_zeros(n, k + 1)
     target[torch.arange(n, device=logits.device), gt_classes] = 1
@@ -49,8 +55,15 @@ def one_hot_targets(logits, gt_classes):
 
 
 def reduce_rois(per_roi, reduction):
-    """(N,) per-ROI losses -> themselves (``"none"``) or their sum divided by N (``"mean"``, the
-    official normalisation)."""
+    """Per-ROI losses -> themselves (``"none"``) or their sum divided by N (``"mean"``, the official
+    normalisation).
+
+    Args:
+        per_roi (Tensor): (N,), float.
+        reduction (str): ``"mean"`` or ``"none"``.
+    Returns:
+        Tensor: scalar (``"mean"``) or (N,) (``"none"``), the dtype of ``per_roi``.
+    """
     if reduction == "none":
         return per_roi
     if reduction == "mean":

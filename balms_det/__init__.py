@@ -8,9 +8,6 @@ from .config_validation import ConfigError, validate
 from .modeling import (
     CALIBRATION_REGISTRY,
     CLS_LOSS_REGISTRY,
-    BalancedSoftmaxCascadeROIHeads,
-    BalancedSoftmaxOutputLayers,
-    BalancedSoftmaxROIHeads,
     Calibration,
     ClsLoss,
     LongTailCascadeROIHeads,
@@ -29,7 +26,4 @@ __all__ = [
     "LongTailROIHeads",
     "LongTailCascadeROIHeads",
     "LongTailOutputLayers",
-    "BalancedSoftmaxROIHeads",
-    "BalancedSoftmaxCascadeROIHeads",
-    "BalancedSoftmaxOutputLayers",
 ]

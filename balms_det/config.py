@@ -31,10 +31,14 @@ def _add_classifier_config(cfg):
     # Balanced Softmax temperature: 1.0 = BALMS Eq. 4, 0.25 = Eq. 10, 0.0 = plain CE (unitless).
     cfg.MODEL.BALMS.TAU = 1.0
     # Post-hoc calibration at inference, a name in CALIBRATION_REGISTRY (balms_det/modeling/calibrations/):
-    # "none", "logit_adjustment" (tau POSTHOC_TAU), "norcal" (NORCAL.GAMMA); softmax losses only.
+    # "none", "logit_adjustment" (LOGIT_ADJUSTMENT.TAU), "norcal" (NORCAL.GAMMA); softmax losses only.
     cfg.MODEL.BALMS.CALIBRATION = "none"
-    # Post-hoc logit adjustment at inference, z - POSTHOC_TAU * shift; 0.0 = off. Nonzero alone = "logit_adjustment".
-    cfg.MODEL.BALMS.POSTHOC_TAU = 0.0
+    cfg.MODEL.BALMS.LOGIT_ADJUSTMENT = CN()
+    # Post-hoc logit adjustment's tau: predict with softmax(z - TAU * shift), the loss's logit prior (> 0, unitless).
+    cfg.MODEL.BALMS.LOGIT_ADJUSTMENT.TAU = 1.0
+    cfg.register_renamed_key("MODEL.BALMS.POSTHOC_TAU", "MODEL.BALMS.LOGIT_ADJUSTMENT.TAU",
+                             message="post-hoc logit adjustment is a calibration: set MODEL.BALMS.CALIBRATION "
+                             "logit_adjustment, and its tau (default 1.0) as MODEL.BALMS.LOGIT_ADJUSTMENT.TAU")
     cfg.MODEL.BALMS.NORCAL = CN()
     # NorCal exponent gamma: scores / n_j^GAMMA, background kept, renormalised (the authors' code: 0 = off).
     cfg.MODEL.BALMS.NORCAL.GAMMA = 1.0
@@ -68,7 +72,7 @@ def _add_classifier_config(cfg):
 
 
 def _add_peers_config(cfg):
-    # The peer losses of MODEL.BALMS.CLS_LOSS (balms_det/modeling/peer_losses.py) and the classifier.
+    # The peer losses of MODEL.BALMS.CLS_LOSS (balms_det/modeling/cls_losses/, one file each) and the classifier.
     # "linear" (nn.Linear) or "normed" (cosine classifier T * <x/|x|, w/|w|> + b, the Seesaw/ECM recipes).
     cfg.MODEL.BALMS.CLASSIFIER = "linear"
     # Temperature T of the "normed" classifier (unitless; the Seesaw / ECM LVIS recipes use 20).

@@ -37,10 +37,10 @@ from .config import add_balms_config
 from .modeling.calibrations import CALIBRATION_REGISTRY, Calibration, calibration_class
 from .modeling.classifiers import CLASSIFIERS
 from .modeling.cls_losses import CLS_LOSS_REGISTRY, ClsLoss, cls_loss_class
-from .modeling.losses import BACKGROUND_MODES
+from .modeling.cls_losses.softmax import BACKGROUND_MODES
 from .modeling.meta_reweighter import META_LOSSES, META_SOURCES, NONFINITE_ACTIONS, meta_reweighter_from_config
 from .modeling.named_registry import registered_names
-from .modeling.output_layers import _calibration_name, build_calibration
+from .modeling.output_layers import build_calibration
 from .modeling.priors import COUNT_KINDS, PRIOR_SAMPLERS, PRIOR_SOURCES, SAMPLERS_WITH_PRIOR, sanitize_counts
 from .modeling.roi_heads import LongTailCascadeROIHeads, LongTailROIHeads
 
@@ -78,7 +78,7 @@ def _ge1(v):
 # key under MODEL.BALMS -> (test, what is valid, whole numbers only)
 _NUMBERS = {
     "TAU": (_ge0, "a number >= 0 (1.0: BALMS Eq. 4, 0.25: Eq. 10, 0.0: plain cross-entropy)", False),
-    "POSTHOC_TAU": (_ge0, "a number >= 0 (0.0: no post-hoc logit adjustment)", False),
+    "LOGIT_ADJUSTMENT.TAU": (_gt0, "a number > 0 (1.0: the label-prior correction)", False),
     "NORCAL.GAMMA": (_ge0, "a number >= 0 (0.0: NorCal off)", False),
     "ROI_COUNT_SMOOTHING": (_gt0, "a pseudo-count > 0", False),
     "SIGMOID_PRIOR_PROB": (lambda v: 0 < v < 1, "a probability in (0, 1), e.g. 0.001", False),
@@ -255,16 +255,17 @@ def _check_loss_and_calibration(cfg):
     b, k = cfg.MODEL.BALMS, cfg.MODEL.ROI_HEADS.NUM_CLASSES
     loss_cls = _registered("MODEL.BALMS.CLS_LOSS", b.CLS_LOSS, CLS_LOSS_REGISTRY, ClsLoss, cls_loss_class)
     _registered("MODEL.BALMS.CALIBRATION", b.CALIBRATION, CALIBRATION_REGISTRY, Calibration, calibration_class)
-    try:
-        _calibration_name(cfg)
-    except ValueError as e:
-        raise config_error("MODEL.BALMS.POSTHOC_TAU", b.POSTHOC_TAU, _first_line(e),
-                           "0.0 with this calibration, or MODEL.BALMS.CALIBRATION logit_adjustment") from None
+    for node, name in (("LOGIT_ADJUSTMENT", "logit_adjustment"), ("NORCAL", "norcal")):  # a calibration's own keys
+        changed = _changed(b[node], _default_balms()[node], f"MODEL.BALMS.{node}")
+        if changed and calibration_class(b.CALIBRATION) is not calibration_class(name):
+            key, value, d = changed[0]
+            raise config_error(key, value, f"only the {name} calibration reads it, and MODEL.BALMS.CALIBRATION is "
+                               f"{b.CALIBRATION!r}", f"MODEL.BALMS.CALIBRATION {name}, or {key} left at {d!r}")
     try:
         calibration = build_calibration(cfg)
     except ValueError as e:
         raise config_error("MODEL.BALMS.CALIBRATION", b.CALIBRATION, _first_line(e),
-                           "its keys in range (MODEL.BALMS.POSTHOC_TAU > 0 for logit_adjustment)") from None
+                           "its keys in range (MODEL.BALMS.LOGIT_ADJUSTMENT.TAU > 0 for logit_adjustment)") from None
     settings = loss_cls.from_config(cfg)
     try:  # the loss module with a stand-in prior (its own checks; the calibration's needs)
         loss = loss_cls(k, class_counts=torch.ones(k, dtype=torch.float64), num_images=float(k), **settings)

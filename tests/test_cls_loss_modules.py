@@ -16,7 +16,7 @@ from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 
 import balms_det  # noqa: F401
 from balms_det import CALIBRATION_REGISTRY, CLS_LOSS_REGISTRY, LongTailOutputLayers
-from balms_det.modeling import losses as L
+from balms_det.modeling.calibrations.norcal import norcal_probs
 from balms_det.modeling.calibrations import LogitAdjustment, NorCal, calibration_class
 from balms_det.modeling.cls_losses import SoftmaxLoss, cls_loss_class
 from conftest import REPO, run_tool
@@ -38,7 +38,7 @@ def test_same_numbers_as_before_the_modules(case):
     for key in ("step_losses", "loss", "per_roi", "grad", "probs"):
         assert new[key].dtype == torch.float64
         torch.testing.assert_close(new[key], old[key], rtol=1e-12, atol=1e-14, msg=f"{case}: {key}")
-    # the pinned state has the old keys; the layer maps them (legacy_buffers), strict: nothing left over
+    # the pinned state has the old keys; the layer's version-1 migration maps them, strict: nothing left over
     cls_loss, kw = PIN.CASES[case]
     fresh = PIN.layer(cls_loss, **kw).double()
     fresh.load_state_dict(old["state"], strict=True)
@@ -51,8 +51,13 @@ def test_same_numbers_as_before_the_modules(case):
             assert torch.equal(stepped[key], value), f"{case}: {key}"
 
 
+def _builtin_losses():
+    """The short names of balms_det's own registered losses (tests may register more)."""
+    return sorted(cls.name for _, cls in CLS_LOSS_REGISTRY if cls.__module__.startswith("balms_det."))
+
+
 def test_pinned_cases_cover_every_builtin_loss_and_have_state():
-    assert {spec[0] for spec in PIN.CASES.values()} == {name for name in balms_det.modeling.output_layers.CLS_LOSSES}
+    assert {spec[0] for spec in PIN.CASES.values()} == set(_builtin_losses())
     assert any(k.endswith("cum_counts") and v.abs().sum() > 0 for k, v in PINNED["seesaw"]["state"].items())
     assert (PINNED["eqlv2"]["state"]["eqlv2_pos_grad"] > 0).any()
     assert PINNED["balanced_softmax_running"]["state"]["roi_label_counts"].sum() == 5 * PIN.N
@@ -61,7 +66,7 @@ def test_pinned_cases_cover_every_builtin_loss_and_have_state():
 # ---------------------------------------------------------------------------------- checkpoints
 CKPT_CFG = {
     "balanced_softmax": dict(cls_loss="balanced_softmax"),
-    "softmax_running_posthoc": dict(cls_loss="softmax", BACKGROUND="running", POSTHOC_TAU=1.0),
+    "softmax_running_posthoc": dict(cls_loss="softmax", BACKGROUND="running", CALIBRATION="logit_adjustment"),
     "balanced_sigmoid": dict(cls_loss="balanced_sigmoid"),
     "seesaw": dict(cls_loss="seesaw"),
     "eqlv2": dict(cls_loss="eqlv2"),
@@ -100,13 +105,29 @@ def test_checkpoint_from_before_the_modules_loads_with_its_state(case):
         state.update({f"meta_reweighter.bank.{k}": v for k, v in training["bank"].items()})
         assert not [k for k in pred.state_dict() if "meta_reweighter" in k]
     prefix = "roi_heads.box_predictor."
-    legacy = dict(pred.cls_loss.legacy_buffers)
+    v1 = LongTailOutputLayers.V1_LOSS_BUFFERS
     for key, value in ckpt.items():
         name = key[len(prefix):]
-        new = f"cls_loss.{legacy[name]}" if name in legacy else name
+        new = f"cls_loss.{v1[name]}" if name in v1 else name
         assert torch.equal(state[new], value.to(state[new].dtype)), f"{case}: {key} -> {new}"
     buffers = [k for k in ckpt if "cls_score" not in k and "bbox_pred" not in k]
     assert buffers, case  # every fixture carries loss (or reweighter) state
+
+
+def test_version_1_leftovers_are_reported_and_version_2_is_not_migrated():
+    """Only the version-1 buffers the built loss has move; the others are the loader's unexpected keys. A
+    version-2 state (saved with its metadata) loads as it is."""
+    layer = PIN.layer("softmax", background="running")
+    old = {**layer.state_dict(), "roi_label_counts": torch.arange(8.0), "seesaw_cum_counts": torch.ones(7)}
+    del old["cls_loss.roi_label_counts"]
+    result = layer.load_state_dict(old, strict=False)
+    assert result.unexpected_keys == ["seesaw_cum_counts"] and not result.missing_keys
+    assert torch.equal(layer.cls_loss.roi_label_counts, torch.arange(8.0, dtype=torch.float64))
+    saved = layer.state_dict()
+    assert saved._metadata[""]["version"] == 2
+    saved["roi_label_counts"] = saved.pop("cls_loss.roi_label_counts")  # a version-1 name: not moved
+    result = layer.load_state_dict(saved, strict=False)
+    assert result.unexpected_keys == ["roi_label_counts"] and result.missing_keys == ["cls_loss.roi_label_counts"]
 
 
 @pytest.mark.parametrize("case", PIN.CKPT_CASES)
@@ -146,10 +167,10 @@ def test_norcal_matches_float64_reference(k, gamma):
     g = torch.Generator().manual_seed(k)
     z = torch.randn(64, k + 1, generator=g, dtype=torch.float64) * 3
     counts = torch.randint(1, 5000, (k,), generator=g).double()
-    torch.testing.assert_close(L.norcal_probs(z, counts, gamma), _norcal_reference(z, counts, gamma),
+    torch.testing.assert_close(norcal_probs(z, counts, gamma), _norcal_reference(z, counts, gamma),
                                rtol=1e-12, atol=1e-15)
     if gamma == 0:  # the authors' code default: the identity
-        torch.testing.assert_close(L.norcal_probs(z, counts, 0.0), torch.softmax(z, dim=1))
+        torch.testing.assert_close(norcal_probs(z, counts, 0.0), torch.softmax(z, dim=1))
 
 
 def test_norcal_in_the_box_predictor_and_versus_logit_adjustment():
@@ -175,8 +196,8 @@ def test_norcal_from_config_and_its_errors():
     assert torch.equal(pred.cls_loss.class_counts, torch.tensor([400.0, 100.0, 30.0, 5.0, 1.0], dtype=torch.float64))
     with pytest.raises(ValueError, match="softmax losses only"):
         build_model(tiny_cfg(cls_loss="sigmoid", CALIBRATION="norcal"))
-    with pytest.raises(ValueError, match="POSTHOC_TAU"):
-        build_model(tiny_cfg(cls_loss="softmax", CALIBRATION="norcal", POSTHOC_TAU=1.0))
+    with pytest.raises(KeyError, match="renamed to MODEL.BALMS.LOGIT_ADJUSTMENT.TAU.*CALIBRATION logit_adjustment"):
+        tiny_cfg(cls_loss="softmax", CALIBRATION="norcal").merge_from_list(["MODEL.BALMS.POSTHOC_TAU", "1.0"])
     with pytest.raises(ValueError, match="registered"):
         build_model(tiny_cfg(cls_loss="softmax", CALIBRATION="platt"))
     model.eval()
@@ -187,7 +208,7 @@ def test_norcal_from_config_and_its_errors():
 
 # ---------------------------------------------------------------------------------- registries
 def test_registries_hold_every_builtin_by_class_and_short_name():
-    for name in balms_det.modeling.output_layers.CLS_LOSSES:
+    for name in _builtin_losses():
         cls = cls_loss_class(name)
         assert cls_loss_class(cls.__name__) is cls and CLS_LOSS_REGISTRY.get(cls.__name__) is cls
     for name in ("none", "logit_adjustment", "norcal"):

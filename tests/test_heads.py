@@ -1,5 +1,7 @@
 """The box predictor and the registered standard / cascade ROI heads, on tiny models and inputs."""
 import math
+import os
+import sys
 
 import pytest
 import torch
@@ -15,8 +17,14 @@ from detectron2.utils.events import EventStorage
 
 import balms_det  # noqa: F401  registers the heads
 from conftest import tiny_detection_inputs
-from balms_det import BalancedSoftmaxOutputLayers, LongTailOutputLayers, add_balms_config
-from balms_det.modeling import losses as L
+from balms_det import LongTailOutputLayers, add_balms_config
+from balms_det.modeling.cls_losses.balanced_sigmoid import balanced_sigmoid_loss
+from balms_det.modeling.cls_losses.balanced_softmax import balanced_softmax_loss
+from balms_det.modeling.cls_losses.sigmoid import sigmoid_ce_loss
+from balms_det.modeling.cls_losses.softmax import softmax_logit_shift
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures"))
+from pin_cls_losses import flat_layer  # noqa: E402  the box predictor from the old flat keyword arguments
 
 torch.set_num_threads(1)
 K = 5
@@ -94,6 +102,13 @@ def test_heads_train_and_infer(head, cls_loss):
     assert (inst.pred_classes < K).all()
 
 
+def test_old_head_names_are_registry_aliases_of_the_same_classes():
+    from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY
+
+    assert ROI_HEADS_REGISTRY.get("BalancedSoftmaxROIHeads") is balms_det.LongTailROIHeads
+    assert ROI_HEADS_REGISTRY.get("BalancedSoftmaxCascadeROIHeads") is balms_det.LongTailCascadeROIHeads
+
+
 def _proposals(n=40, seed=0):
     g = torch.Generator().manual_seed(seed)
     p = Instances((64, 64))
@@ -108,7 +123,7 @@ def _proposals(n=40, seed=0):
 
 def _layer(cls_loss="balanced_softmax", **kw):
     torch.manual_seed(0)
-    return BalancedSoftmaxOutputLayers(
+    return flat_layer(
         ShapeSpec(channels=16), box2box_transform=Box2BoxTransform((10.0, 10.0, 5.0, 5.0)),
         num_classes=K, cls_loss=cls_loss, class_counts=COUNTS, num_images=500, **kw,
     )
@@ -131,14 +146,14 @@ def test_standalone_layer_losses_match_functions_and_stock():
             assert torch.allclose(losses["loss_cls"], ref["loss_cls"])
             assert torch.allclose(losses["loss_box_reg"], ref["loss_box_reg"])
         elif cls_loss == "balanced_softmax":
-            shift = L.softmax_logit_shift(torch.tensor(COUNTS))
-            assert torch.allclose(losses["loss_cls"], L.balanced_softmax_loss(scores, gt, shift))
+            shift = softmax_logit_shift(torch.tensor(COUNTS))
+            assert torch.allclose(losses["loss_cls"], balanced_softmax_loss(scores, gt, shift))
         elif cls_loss == "sigmoid":
             assert scores.shape == (40, K)
-            assert torch.allclose(losses["loss_cls"], L.sigmoid_ce_loss(scores, gt))
+            assert torch.allclose(losses["loss_cls"], sigmoid_ce_loss(scores, gt))
         else:
             p = torch.tensor(COUNTS, dtype=torch.float64) / 500
-            assert torch.allclose(losses["loss_cls"], L.balanced_sigmoid_loss(scores, gt, p))
+            assert torch.allclose(losses["loss_cls"], balanced_sigmoid_loss(scores, gt, p))
 
 
 def test_sigmoid_classifier_init_and_inference():
@@ -160,11 +175,11 @@ def test_posthoc_inference():
     p0 = plain.predict_probs(plain(x), props)[0]
     p1 = post.predict_probs(post(x), props)[0]
     z = plain(x)[0]
-    expect = torch.softmax(z - L.softmax_logit_shift(torch.tensor(COUNTS)).float(), dim=1)
+    expect = torch.softmax(z - softmax_logit_shift(torch.tensor(COUNTS)).float(), dim=1)
     assert torch.allclose(p1, expect, atol=1e-6)
     # the rare class gains, the frequent class loses probability mass
     assert (p1[:, K - 1] > p0[:, K - 1]).all() and (p1[:, 0] < p0[:, 0]).all()
-    with pytest.raises(ValueError, match="POSTHOC"):
+    with pytest.raises(ValueError, match="softmax losses only"):
         _layer("sigmoid", posthoc_tau=1.0)
 
 

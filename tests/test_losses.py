@@ -1,4 +1,5 @@
-"""Each loss of balms_det.modeling.losses against a direct float64 computation of its formula."""
+"""Each loss of the softmax and sigmoid families (and post-hoc logit adjustment) against a direct float64
+computation of its formula."""
 import math
 
 import pytest
@@ -8,7 +9,11 @@ from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from torch.nn import functional as F
 
-from balms_det.modeling import losses as L
+from balms_det.modeling.calibrations.logit_adjustment import posthoc_adjust
+from balms_det.modeling.cls_losses.balanced_sigmoid import balanced_sigmoid_loss
+from balms_det.modeling.cls_losses.balanced_softmax import balanced_softmax_loss
+from balms_det.modeling.cls_losses.sigmoid import sigmoid_ce_loss, sigmoid_prior_bias, sigmoid_probs_with_background
+from balms_det.modeling.cls_losses.softmax import softmax_logit_shift
 
 
 def _inputs(n=64, k=7, seed=0, bg_fraction=0.5):
@@ -37,7 +42,7 @@ def _direct_softmax_ce(z, y, s):
 def test_balanced_softmax_matches_formula(tau, background, center):
     logits, gt, counts = _inputs(seed=int(tau * 8))
     roi_counts = torch.cat([counts, counts.sum(0, keepdim=True) * 3])
-    shift = L.softmax_logit_shift(counts, background, center, roi_label_counts=roi_counts)
+    shift = softmax_logit_shift(counts, background, center, roi_label_counts=roi_counts)
     # the shift itself, by its definition
     if background == "unadjusted":
         expect = [math.log(c) - (math.log(counts.mean()) if center else 0) for c in counts.tolist()] + [0.0]
@@ -52,7 +57,7 @@ def test_balanced_softmax_matches_formula(tau, background, center):
         assert torch.allclose(shift, shift_expect, atol=1e-9)
 
     z = logits.clone().requires_grad_(True)
-    loss = L.balanced_softmax_loss(z, gt, shift, tau=tau)
+    loss = balanced_softmax_loss(z, gt, shift, tau=tau)
     loss.backward()
     ref_loss, ref_grad = _direct_softmax_ce(logits, gt, tau * shift)
     assert loss.dtype == torch.float32
@@ -62,44 +67,44 @@ def test_balanced_softmax_matches_formula(tau, background, center):
 
 def test_tau_zero_is_plain_cross_entropy():
     logits, gt, counts = _inputs(seed=3)
-    shift = L.softmax_logit_shift(counts)
-    a = L.balanced_softmax_loss(logits, gt, shift, tau=0.0)
+    shift = softmax_logit_shift(counts)
+    a = balanced_softmax_loss(logits, gt, shift, tau=0.0)
     assert torch.allclose(a, F.cross_entropy(logits, gt))
     assert torch.allclose(a, d2_cross_entropy(logits, gt))
     # and tau=1 really is different on the same inputs
-    assert not torch.allclose(L.balanced_softmax_loss(logits, gt, shift, tau=1.0), a)
+    assert not torch.allclose(balanced_softmax_loss(logits, gt, shift, tau=1.0), a)
 
 
 def test_uniform_prior_is_plain_cross_entropy():
     logits, gt, _ = _inputs(seed=4)
-    shift = L.softmax_logit_shift(torch.full((7,), 13.0))  # centered uniform prior: zero shift
-    assert torch.allclose(L.balanced_softmax_loss(logits, gt, shift), F.cross_entropy(logits, gt))
+    shift = softmax_logit_shift(torch.full((7,), 13.0))  # centered uniform prior: zero shift
+    assert torch.allclose(balanced_softmax_loss(logits, gt, shift), F.cross_entropy(logits, gt))
 
 
 def test_empty_batch_is_zero_with_grad():
     z = torch.zeros(0, 5, requires_grad=True)
-    loss = L.balanced_softmax_loss(z, torch.zeros(0, dtype=torch.long), torch.zeros(5))
+    loss = balanced_softmax_loss(z, torch.zeros(0, dtype=torch.long), torch.zeros(5))
     loss.backward()
     assert loss.item() == 0.0
-    for fn in (L.sigmoid_ce_loss, lambda a, b: L.balanced_sigmoid_loss(a, b, torch.full((5,), 0.1))):
+    for fn in (sigmoid_ce_loss, lambda a, b: balanced_sigmoid_loss(a, b, torch.full((5,), 0.1))):
         assert fn(torch.zeros(0, 5, requires_grad=True), torch.zeros(0, dtype=torch.long)).item() == 0.0
 
 
 def test_posthoc_adjustment_changes_argmax_towards_rare():
     counts = torch.tensor([1000.0, 10.0])  # class 0 frequent, class 1 rare; index 2 = background
-    shift = L.softmax_logit_shift(counts)
+    shift = softmax_logit_shift(counts)
     # frequent class slightly ahead: plain argmax is class 0
     z = torch.tensor([[2.0, 1.5, -5.0]])
-    assert L.posthoc_adjust(z, shift, 0.0).argmax(1).item() == 0
+    assert posthoc_adjust(z, shift, 0.0).argmax(1).item() == 0
     # adjusted by -tau*log(pi): the rare class gains log(1000/10) = 4.6 > 0.5
-    adj = L.posthoc_adjust(z, shift, 1.0)
+    adj = posthoc_adjust(z, shift, 1.0)
     assert adj.argmax(1).item() == 1
     expected = z.double() - torch.tensor([math.log(2 * 1000 / 1010), math.log(2 * 10 / 1010), 0.0])
     assert torch.allclose(adj.double(), expected, atol=1e-5)
     # a weak adjustment (tau small) does not flip it: 0.1 * 4.6 < 0.5
-    assert L.posthoc_adjust(z, shift, 0.1).argmax(1).item() == 0
+    assert posthoc_adjust(z, shift, 0.1).argmax(1).item() == 0
     # a clear frequent-class win survives even tau = 1
-    assert L.posthoc_adjust(torch.tensor([[8.0, 1.5, -5.0]]), shift, 1.0).argmax(1).item() == 0
+    assert posthoc_adjust(torch.tensor([[8.0, 1.5, -5.0]]), shift, 1.0).argmax(1).item() == 0
 
 
 def _direct_sigmoid(z, y, p=None):
@@ -120,7 +125,7 @@ def _direct_sigmoid(z, y, p=None):
 def test_sigmoid_baseline_matches_formula_and_detectron2():
     logits, gt, _ = _inputs(seed=5)
     z = logits[:, :-1].clone().requires_grad_(True)  # K logits
-    loss = L.sigmoid_ce_loss(z, gt)
+    loss = sigmoid_ce_loss(z, gt)
     loss.backward()
     ref, ref_grad = _direct_sigmoid(logits[:, :-1], gt)
     assert abs(loss.item() - ref.item()) < 1e-5 * ref.item()
@@ -137,7 +142,7 @@ def test_balanced_sigmoid_matches_official_formula():
     num_images = 1500
     p = counts / num_images
     z = logits[:, :-1].clone().requires_grad_(True)
-    loss = L.balanced_sigmoid_loss(z, gt, p)
+    loss = balanced_sigmoid_loss(z, gt, p)
     loss.backward()
     ref, ref_grad = _direct_sigmoid(logits[:, :-1], gt, p)
     assert abs(loss.item() - ref.item()) < 1e-5 * ref.item()
@@ -147,22 +152,22 @@ def test_balanced_sigmoid_matches_official_formula():
     assert bg.any() and (~bg).any()
     assert torch.allclose(z.grad[bg].double(), logits[bg, :-1].double().sigmoid() / len(gt), atol=1e-7)
     # the adjustment is not a no-op on foreground rows
-    assert abs(L.sigmoid_ce_loss(logits[:, :-1], gt).item() - loss.item()) > 1e-3
+    assert abs(sigmoid_ce_loss(logits[:, :-1], gt).item() - loss.item()) > 1e-3
 
 
 def test_balanced_sigmoid_extreme_frequencies_stay_finite():
     z = torch.randn(6, 3, requires_grad=True)
     gt = torch.tensor([0, 1, 2, 3, 0, 2])
-    loss = L.balanced_sigmoid_loss(z, gt, torch.tensor([0.0, 1.0, 0.5]))
+    loss = balanced_sigmoid_loss(z, gt, torch.tensor([0.0, 1.0, 0.5]))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
 
 
 def test_sigmoid_prior_bias_and_probs():
-    b = L.sigmoid_prior_bias(0.001)
+    b = sigmoid_prior_bias(0.001)
     assert abs(b + math.log(999.0)) < 1e-12
     assert abs(torch.sigmoid(torch.tensor(b, dtype=torch.float64)).item() - 0.001) < 1e-12
-    probs = L.sigmoid_probs_with_background(torch.zeros(4, 3))
+    probs = sigmoid_probs_with_background(torch.zeros(4, 3))
     assert probs.shape == (4, 4) and (probs[:, :3] == 0.5).all() and (probs[:, 3] == 0).all()
 
 
@@ -179,9 +184,9 @@ _ROI = torch.cat([COUNTS, COUNTS.sum(0, keepdim=True) * BG_FRACTION / (1 - BG_FR
 def _shifts():
     return {
         "plain CE": torch.zeros(K + 1, dtype=torch.float64),
-        "unadjusted (centered)": L.softmax_logit_shift(COUNTS, "unadjusted", center=True),
-        "unadjusted (raw log n)": L.softmax_logit_shift(COUNTS, "unadjusted", center=False),
-        "running (bg included)": L.softmax_logit_shift(background="running", roi_label_counts=_ROI),
+        "unadjusted (centered)": softmax_logit_shift(COUNTS, "unadjusted", center=True),
+        "unadjusted (raw log n)": softmax_logit_shift(COUNTS, "unadjusted", center=False),
+        "running (bg included)": softmax_logit_shift(background="running", roi_label_counts=_ROI),
     }
 
 
@@ -190,7 +195,7 @@ def _rare_logit_grads(shift):
     out = []
     for label in (RARE, BG):
         z = torch.zeros(1, K + 1, dtype=torch.float64, requires_grad=True)
-        L.balanced_softmax_loss(z, torch.tensor([label]), shift).backward()
+        balanced_softmax_loss(z, torch.tensor([label]), shift).backward()
         out.append(z.grad[0, RARE].item())
     return out
 
@@ -222,7 +227,7 @@ def _fit_bias(shift, steps=400):
 
     def closure():
         opt.zero_grad()
-        loss = L.balanced_softmax_loss(z.expand(len(labels), -1), labels, shift)
+        loss = balanced_softmax_loss(z.expand(len(labels), -1), labels, shift)
         loss.backward()
         return loss
 
@@ -253,4 +258,4 @@ def test_background_options_fraction_predicted_background():
 
 def test_unknown_background_mode():
     with pytest.raises(ValueError, match="background"):
-        L.softmax_logit_shift(COUNTS, "ignore")
+        softmax_logit_shift(COUNTS, "ignore")

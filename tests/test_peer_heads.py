@@ -18,12 +18,13 @@ from detectron2.utils.events import EventStorage
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from balms_det import BalancedSoftmaxOutputLayers
-from balms_det.modeling import peer_losses as P
+from balms_det import LongTailOutputLayers
+from balms_det.modeling.cls_losses.ecm import ecm_margins
 from balms_det.modeling.classifiers import NormedLinear
 from conftest import end_gloo_worker
 from test_heads import tiny_cfg, tiny_inputs, train_step
 from test_peer_losses import _seesaw_reference, proposals
+from pin_cls_losses import flat_layer  # noqa: I001  tests/fixtures/, put on sys.path by test_heads
 
 torch.set_num_threads(1)
 K = 5
@@ -34,7 +35,7 @@ PEERS = ["seesaw", "eqlv2", "ecm", "federated"]
 def _layer(cls_loss, k=K, **kw):
     torch.manual_seed(0)
     counts = COUNTS if k == K else [float(max(1, 1000 // (j + 1))) for j in range(k)]
-    return BalancedSoftmaxOutputLayers(
+    return flat_layer(
         ShapeSpec(channels=16), box2box_transform=Box2BoxTransform((10.0, 10.0, 5.0, 5.0)),
         num_classes=k, cls_loss=cls_loss, class_counts=counts, num_images=500, **kw,
     )
@@ -236,13 +237,13 @@ def test_unsupported_combinations_are_clear_errors():
     cfg.MODEL.ROI_BOX_HEAD.USE_FED_LOSS = True
     cfg.MODEL.ROI_BOX_HEAD.USE_SIGMOID_CE = True
     with pytest.raises(ValueError, match="MODEL.BALMS.CLS_LOSS"):
-        BalancedSoftmaxOutputLayers(cfg, ShapeSpec(channels=16))
-    with pytest.raises(ValueError, match="POSTHOC"):
+        LongTailOutputLayers(cfg, ShapeSpec(channels=16))
+    with pytest.raises(ValueError, match="softmax losses only"):
         _layer("eqlv2", posthoc_tau=1.0)
     with pytest.raises(ValueError, match="needs class_counts"):
-        BalancedSoftmaxOutputLayers(ShapeSpec(channels=16), box2box_transform=Box2BoxTransform((1.0,) * 4),
-                                    num_classes=K, cls_loss="ecm")
+        LongTailOutputLayers(ShapeSpec(channels=16), box2box_transform=Box2BoxTransform((1.0,) * 4),
+                             num_classes=K, cls_loss="ecm")
     assert "cls_loss.cum_counts" not in _layer("eqlv2").state_dict()  # state only for its loss
     assert "cls_loss.class_counts" in _layer("ecm").state_dict()
     assert "cls_loss.class_counts" in _layer("federated").state_dict()
-    assert math.isfinite(P.ecm_margins(torch.tensor([1.0, 1e6]))[0].sum().item())
+    assert math.isfinite(ecm_margins(torch.tensor([1.0, 1e6]))[0].sum().item())

@@ -11,8 +11,12 @@ from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
-from balms_det.modeling import peer_losses as P
-from balms_det.modeling.output_layers import BalancedSoftmaxOutputLayers
+from balms_det.modeling.cls_losses.ecm import ecm_loss, ecm_margins
+from balms_det.modeling.cls_losses.eqlv2 import (eqlv2_gradient_increment, eqlv2_loss, eqlv2_weights,
+                                                objectness_sigmoid_probs)
+from balms_det.modeling.cls_losses.federated import FederatedLoss, federated_loss
+from balms_det.modeling.cls_losses.seesaw import seesaw_log_factors, seesaw_loss, seesaw_probs
+from balms_det.modeling.output_layers import LongTailOutputLayers
 
 torch.set_num_threads(1)
 SHAPES = [(37, 3), (64, 50), (48, 1300)]  # (N ROIs, K classes)
@@ -86,10 +90,10 @@ def test_seesaw_loss_and_gradient_match_paper(n, k):
     g = torch.Generator().manual_seed(1)
     counts = torch.randint(0, 5000, (k,), generator=g).double()
     counts[: k // 3] = 0  # never-seen classes count as 1
-    loss, grad = _loss_and_grad(lambda z: P.seesaw_loss(z, gt, counts, 0.8, 2.0, 1e-2), logits)
+    loss, grad = _loss_and_grad(lambda z: seesaw_loss(z, gt, counts, 0.8, 2.0, 1e-2), logits)
     ref_loss, ref_grad = _seesaw_reference(logits, gt, counts, 0.8, 2.0, 1e-2)
     _check(loss, grad, ref_loss, ref_grad)
-    per_roi = P.seesaw_loss(logits, gt, counts, reduction="none")
+    per_roi = seesaw_loss(logits, gt, counts, reduction="none")
     assert per_roi.shape == (n,) and torch.allclose(per_roi.sum() / n, loss)
 
 
@@ -97,7 +101,7 @@ def test_seesaw_factors_by_hand():
     counts = torch.tensor([100.0, 10.0, 1.0])
     z = torch.tensor([[0.0, math.log(2), math.log(4)]] * 3)  # sigma = (1, 2, 4) / 7
     labels = torch.tensor([0, 1, 2])
-    s = P.seesaw_log_factors(z, labels, counts, p=0.8, q=2.0, eps=1e-2).exp()
+    s = seesaw_log_factors(z, labels, counts, p=0.8, q=2.0, eps=1e-2).exp()
     # label 0 (N = 100): M = (10/100)^0.8 = 0.158489, (1/100)^0.8 = 0.025119; C = 2^2 = 4, 4^2 = 16
     # label 1 (N = 10):  M = 1 (class 0 is more frequent), (1/10)^0.8 = 0.158489; C = 1, 2^2 = 4
     # label 2 (N = 1):   M = 1, 1; C = 1, 1 (classes 0 and 1 score lower)
@@ -108,10 +112,10 @@ def test_seesaw_factors_by_hand():
     ])
     assert torch.allclose(s, expect, rtol=1e-6)
     # p = 0 / q = 0 switch a factor off
-    assert torch.allclose(P.seesaw_log_factors(z, labels, counts, p=0.0, q=2.0).exp()[0], torch.tensor([1.0, 4.0, 16.0]))
-    assert torch.allclose(P.seesaw_log_factors(z, labels, counts, p=0.8, q=0.0).exp()[1], torch.tensor([1.0, 1.0, 0.15848932]))
+    assert torch.allclose(seesaw_log_factors(z, labels, counts, p=0.0, q=2.0).exp()[0], torch.tensor([1.0, 4.0, 16.0]))
+    assert torch.allclose(seesaw_log_factors(z, labels, counts, p=0.8, q=0.0).exp()[1], torch.tensor([1.0, 1.0, 0.15848932]))
     # eps: sigma_0 = 4.5396e-5 < 0.01, so C_02 = (0.9999092 / 0.01)^2 = 9998.18 (not (sigma_2/sigma_0)^2)
-    s = P.seesaw_log_factors(torch.tensor([[0.0, 0.0, 10.0]]), torch.tensor([0]), torch.ones(3), p=0.8, q=2.0).exp()
+    s = seesaw_log_factors(torch.tensor([[0.0, 0.0, 10.0]]), torch.tensor([0]), torch.ones(3), p=0.8, q=2.0).exp()
     assert torch.allclose(s, torch.tensor([[1.0, 1.0, 9998.1843]]), rtol=1e-5)
 
 
@@ -120,7 +124,7 @@ def test_seesaw_probs_are_class_times_objectness():
     p_fg = 1 / (1 + math.exp(-0.5))
     cls = torch.tensor([1.0, 2.0, 0.5]).exp()
     expect = torch.cat([cls / cls.sum() * p_fg, torch.tensor([1 - p_fg])])
-    assert torch.allclose(P.seesaw_probs(z)[0], expect, atol=1e-6)
+    assert torch.allclose(seesaw_probs(z)[0], expect, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------- EQLv2
@@ -140,12 +144,12 @@ def _eqlv2_reference(z, y, q, r):
 def test_eqlv2_weights_by_hand():
     pos = torch.tensor([1.0, 0.8, 0.1, 0.0])
     neg = torch.tensor([1.0, 1.0, 1.0, 2.0])
-    q, r = P.eqlv2_weights(pos, neg, gamma=12.0, mu=0.8, alpha=4.0)
+    q, r = eqlv2_weights(pos, neg, gamma=12.0, mu=0.8, alpha=4.0)
     # g = pos / neg = (1, 0.8, 0.1, 0); r = 1 / (1 + exp(-12 (g - 0.8))); q = 1 + 4 (1 - r); background 1
     assert torch.allclose(r, torch.tensor([0.91682730, 0.5, 2.2481677e-4, 6.7724150e-05, 1.0], dtype=torch.float64), rtol=1e-6)
     assert torch.allclose(q, torch.tensor([1.33269079, 3.0, 4.99910073, 4.99972910, 1.0], dtype=torch.float64), rtol=1e-6)
     # no statistics yet (the code's first iteration): every weight 1
-    q0, r0 = P.eqlv2_weights(torch.zeros(4), torch.zeros(4))
+    q0, r0 = eqlv2_weights(torch.zeros(4), torch.zeros(4))
     assert (q0 == 1).all() and (r0 == 1).all() and q0.shape == (5,)
 
 
@@ -154,15 +158,15 @@ def test_eqlv2_loss_and_gradient_match_paper(n, k):
     logits, gt = _batch(n, k, 1, seed=k + 1)
     g = torch.Generator().manual_seed(2)
     pos, neg = torch.rand(k, generator=g).double() * 50, torch.rand(k, generator=g).double() * 60 + 1
-    q, r = P.eqlv2_weights(pos, neg)
+    q, r = eqlv2_weights(pos, neg)
     g_ratio = pos / (neg + 1e-10)  # the reference weights, from the paper's mapping
     r_ref = torch.cat([1 / (1 + (-12 * (g_ratio - 0.8)).exp()), torch.ones(1, dtype=torch.float64)])
     q_ref = 1 + 4 * (1 - r_ref)
     assert torch.allclose(r, r_ref) and torch.allclose(q, q_ref)
-    loss, grad = _loss_and_grad(lambda z: P.eqlv2_loss(z, gt, q, r), logits)
+    loss, grad = _loss_and_grad(lambda z: eqlv2_loss(z, gt, q, r), logits)
     _check(loss, grad, *_eqlv2_reference(logits, gt, q_ref, r_ref))
     # the step's statistics: weighted gradient magnitudes, not divided by N, background column dropped
-    inc_pos, inc_neg = P.eqlv2_gradient_increment(logits, gt, q, r)
+    inc_pos, inc_neg = eqlv2_gradient_increment(logits, gt, q, r)
     _, ref_grad = _eqlv2_reference(logits, gt, q_ref, r_ref)
     t = torch.zeros(n, k + 1, dtype=torch.float64)
     t[torch.arange(n), gt] = 1
@@ -193,7 +197,7 @@ def _ecm_reference(z, y, counts, ratio):
 
 
 def test_ecm_margins_by_hand():
-    m_pos, m_neg, w = P.ecm_margins(torch.tensor([9.0, 1.0]), fg_bg_ratio=1.0)
+    m_pos, m_neg, w = ecm_margins(torch.tensor([9.0, 1.0]), fg_bg_ratio=1.0)
     # n = (9, 1, 10) with background = 1.0 x 10; n- = (11, 19, 10)
     assert torch.allclose(m_pos, torch.tensor([0.66837791, 0.39134835, math.log(2)], dtype=torch.float64))
     assert torch.allclose(m_neg, torch.tensor([0.71854558, 1.12745810, math.log(2)], dtype=torch.float64))
@@ -205,14 +209,14 @@ def test_ecm_loss_and_gradient_match_paper(n, k):
     logits, gt = _batch(n, k, 1, seed=k + 2)
     logits = logits / 3  # the margin form's exponentials stay finite in the reference
     counts = torch.randint(1, 3000, (k,), generator=torch.Generator().manual_seed(3)).double()
-    margins = P.ecm_margins(counts, 6.3313)
-    loss, grad = _loss_and_grad(lambda z: P.ecm_loss(z, gt, *margins), logits)
+    margins = ecm_margins(counts, 6.3313)
+    loss, grad = _loss_and_grad(lambda z: ecm_loss(z, gt, *margins), logits)
     _check(loss, grad, *_ecm_reference(logits, gt, counts, 6.3313))
 
 
 def test_ecm_large_logits_stay_finite():
     z = torch.tensor([[80.0, -90.0, 60.0]]).requires_grad_()
-    loss = P.ecm_loss(z, torch.tensor([1]), *P.ecm_margins(torch.tensor([5.0, 2.0])))
+    loss = ecm_loss(z, torch.tensor([1]), *ecm_margins(torch.tensor([5.0, 2.0])))
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
 
@@ -221,7 +225,7 @@ def test_objectness_sigmoid_probs():
     z = torch.tensor([[0.5, -1.0, 2.0]])  # K = 2, background logit 2.0
     s = torch.sigmoid(z[0])
     expect = torch.tensor([s[0] * (1 - s[2]), s[1] * (1 - s[2]), s[2]])
-    assert torch.allclose(P.objectness_sigmoid_probs(z)[0], expect)
+    assert torch.allclose(objectness_sigmoid_probs(z)[0], expect)
 
 
 # --------------------------------------------------------------------------------------- federated
@@ -231,7 +235,7 @@ def test_federated_loss_and_gradient_match_definition(n, k):
     g = torch.Generator().manual_seed(4)
     mask = (torch.rand(k, generator=g) < 0.3).float()
     mask[gt[gt < k]] = 1
-    loss, grad = _loss_and_grad(lambda z: P.federated_loss(z, gt, mask), logits)
+    loss, grad = _loss_and_grad(lambda z: federated_loss(z, gt, mask), logits)
     z = logits.double()
     t = torch.zeros(n, k + 1, dtype=torch.float64)
     t[torch.arange(n), gt] = 1
@@ -259,8 +263,8 @@ def test_federated_equals_detectron2_stock_head():
     counts = torch.randint(1, 500, (k,), generator=torch.Generator().manual_seed(5)).double()
     weights = counts.float() ** 0.5
     b2b = Box2BoxTransform((10.0, 10.0, 5.0, 5.0))
-    ours = BalancedSoftmaxOutputLayers(16, box2box_transform=b2b, num_classes=k, cls_loss="federated",
-                                       class_counts=counts, federated_num_classes=50)
+    ours = LongTailOutputLayers(16, box2box_transform=b2b, num_classes=k,
+                                cls_loss=FederatedLoss(k, class_counts=counts, fed_num_classes=50))
     stock = FastRCNNOutputLayers(16, box2box_transform=b2b, num_classes=k, use_sigmoid_ce=True, use_fed_loss=True,
                                  get_fed_loss_cls_weights=lambda: weights, fed_loss_num_classes=50)
     with torch.no_grad():  # stock has K + 1 logits and ignores the last one
@@ -284,9 +288,9 @@ def test_federated_equals_detectron2_stock_head():
     assert mask.shape == (k,) and mask.sum() == 49
     assert mask[props[0].gt_classes[props[0].gt_classes < k]].eq(1).all()
     # fewer classes than FEDERATED.NUM_CLASSES (stock detectron2 fails to sample): all classes
-    small = BalancedSoftmaxOutputLayers(16, box2box_transform=b2b, num_classes=5, cls_loss="federated",
-                                        class_counts=[5.0, 4, 3, 2, 1])
+    small = LongTailOutputLayers(16, box2box_transform=b2b, num_classes=5,
+                                 cls_loss=FederatedLoss(5, class_counts=[5.0, 4, 3, 2, 1]))
     small.cls_loss.before_loss(torch.tensor([0, 5, 2]))
     assert small.cls_loss._mask is None
     z, gt = torch.randn(3, 5), torch.tensor([0, 5, 2])
-    assert torch.equal(small.per_roi_classification_loss(z, gt), P.federated_loss(z, gt, torch.ones(5), "none"))
+    assert torch.equal(small.per_roi_classification_loss(z, gt), federated_loss(z, gt, torch.ones(5), "none"))

@@ -49,7 +49,7 @@ def test_inference_from_a_checkpoint_needs_no_training_set(cls_loss, extra, tmp_
 def test_inference_without_any_prior_says_what_to_do(tmp_path):
     stock = build_model(tiny_cfg(cls_loss="softmax"))  # a loss that keeps no prior
     DetectionCheckpointer(stock, save_dir=str(tmp_path)).save("stage1")
-    cfg = _unregistered_training_set(tiny_cfg(cls_loss="softmax", POSTHOC_TAU=1.0))  # LA needs the prior
+    cfg = _unregistered_training_set(tiny_cfg(cls_loss="softmax", CALIBRATION="logit_adjustment"))  # LA needs the prior
     cfg.MODEL.WEIGHTS = str(tmp_path / "stage1.pth")
     predictor = DefaultPredictor(cfg)
     with pytest.raises(Exception, match=r"(?s)not in the loaded weights.*not_registered_train.*"

@@ -85,7 +85,7 @@ def test_stock_head_keeps_the_keys_that_work_with_it():
 # ------------------------------------------------------------------ ranges, names, combinations
 @pytest.mark.parametrize("key,value", [
     ("MODEL.BALMS.TAU", "-1.0"),
-    ("MODEL.BALMS.POSTHOC_TAU", "-0.5"),
+    ("MODEL.BALMS.LOGIT_ADJUSTMENT.TAU", "-0.5"),
     ("MODEL.BALMS.NORCAL.GAMMA", "-1.0"),
     ("MODEL.BALMS.SIGMOID_PRIOR_PROB", "1.5"),
     ("MODEL.BALMS.SIGMOID_PRIOR_PROB", "0.0"),
@@ -120,7 +120,9 @@ def test_a_value_out_of_its_range_or_set_is_refused(key, value):
 
 @pytest.mark.parametrize("opts,key", [
     (["MODEL.BALMS.CLS_LOSS", "seesaw", "MODEL.BALMS.CALIBRATION", "norcal"], "MODEL.BALMS.CALIBRATION"),
-    (["MODEL.BALMS.CALIBRATION", "norcal", "MODEL.BALMS.POSTHOC_TAU", "1.0"], "MODEL.BALMS.POSTHOC_TAU"),
+    (["MODEL.BALMS.CALIBRATION", "norcal", "MODEL.BALMS.LOGIT_ADJUSTMENT.TAU", "0.5"],
+     "MODEL.BALMS.LOGIT_ADJUSTMENT.TAU"),
+    (["MODEL.BALMS.NORCAL.GAMMA", "0.5"], "MODEL.BALMS.NORCAL.GAMMA"),
     (["MODEL.BALMS.META_REWEIGHTER.ENABLED", "True"], "MODEL.BALMS.META_REWEIGHTER.ENABLED"),
     (["MODEL.BALMS.META_REWEIGHTER.ENABLED", "True", "MODEL.BALMS.DECOUPLED.ENABLED", "True",
       "MODEL.BALMS.CLS_LOSS", "seesaw"], "MODEL.BALMS.CLS_LOSS"),
@@ -131,6 +133,18 @@ def test_a_value_out_of_its_range_or_set_is_refused(key, value):
 ])
 def test_combinations_the_predictor_refuses_are_refused_first(opts, key):
     refused(BALANCED, opts, key)
+
+
+def test_the_old_posthoc_tau_key_says_what_to_write(tmp_path):
+    """MODEL.BALMS.POSTHOC_TAU is now CALIBRATION logit_adjustment with LOGIT_ADJUSTMENT.TAU (a renamed key)."""
+    old = tmp_path / "old.yaml"
+    old.write_text(f'_BASE_: "{BALANCED}"\nMODEL:\n  BALMS:\n    POSTHOC_TAU: 1.0\n')
+    for path, opts in ((str(old), []), (BALANCED, ["MODEL.BALMS.POSTHOC_TAU", "1.0"])):
+        with pytest.raises(KeyError, match="renamed to MODEL.BALMS.LOGIT_ADJUSTMENT.TAU.*CALIBRATION logit_adjustment"):
+            build_config(path, opts)
+    cfg = build_config(BALANCED, ["MODEL.BALMS.CALIBRATION", "logit_adjustment",
+                                  "MODEL.BALMS.LOGIT_ADJUSTMENT.TAU", "0.5"])
+    assert cfg.MODEL.BALMS.LOGIT_ADJUSTMENT.TAU == 0.5
 
 
 # ------------------------------------------------------------------ datasets and classes

@@ -8,8 +8,8 @@ detectron2's. Everything about a method (its logits, bias init, buffers, per-ste
 rule) lives in its loss module; this layer only composes them.
 
 Checkpoints from before the losses were modules kept the loss buffers on the predictor itself
-(``class_counts``, ``seesaw_cum_counts``, ...); they load into the loss module (each loss's
-``legacy_buffers``). The old name and keyword arguments: :mod:`.legacy_output_layers`.
+(``class_counts``, ``seesaw_cum_counts``, ...): the predictor's state-dict version 1, moved to the loss
+module when loaded (:meth:`LongTailOutputLayers._load_from_state_dict`).
 """
 import torch
 from detectron2.config import configurable
@@ -17,34 +17,21 @@ from detectron2.layers import cat
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers, _log_classification_stats
 from torch import nn
 
-from .calibrations import LogitAdjustment, NoCalibration, calibration_class
+from .calibrations import NoCalibration, calibration_class
 from .classifiers import build_classifier
 from .cls_losses import ClsLoss, cls_loss_class
 from .meta_reweighter import meta_reweighter_from_config
 from .deferred_prior import deferred_prior_from_config
 from .priors import class_prior_from_config
 
-__all__ = ["LongTailOutputLayers", "CLS_LOSSES", "prior_from_config", "build_cls_loss", "build_calibration"]
-
-CLS_LOSSES = ("softmax", "balanced_softmax", "sigmoid", "balanced_sigmoid", "seesaw", "eqlv2", "ecm", "federated")
-
-
-def _calibration_name(cfg):
-    """``MODEL.BALMS.CALIBRATION``; a nonzero ``POSTHOC_TAU`` alone means logit adjustment."""
-    b = cfg.MODEL.BALMS
-    if b.POSTHOC_TAU != 0 and calibration_class(b.CALIBRATION) in (NoCalibration, LogitAdjustment):
-        return "logit_adjustment"
-    if b.POSTHOC_TAU != 0:
-        raise ValueError(f"MODEL.BALMS.POSTHOC_TAU is logit adjustment's tau; it does not go with "
-                         f"MODEL.BALMS.CALIBRATION {b.CALIBRATION!r}")
-    return b.CALIBRATION
+__all__ = ["LongTailOutputLayers", "prior_from_config", "build_cls_loss", "build_calibration"]
 
 
 def prior_from_config(cfg):
     """The class prior (``MODEL.BALMS.PRIOR``) when the loss or the calibration needs it, else None:
     deferred (:class:`~balms_det.modeling.deferred_prior.DeferredPrior`), so building reads no dataset; counts
     given in the config (``PRIOR.SOURCE list``) are taken, and checked, at once."""
-    loss_cls, calib_cls = cls_loss_class(cfg.MODEL.BALMS.CLS_LOSS), calibration_class(_calibration_name(cfg))
+    loss_cls, calib_cls = cls_loss_class(cfg.MODEL.BALMS.CLS_LOSS), calibration_class(cfg.MODEL.BALMS.CALIBRATION)
     settings = loss_cls.from_config(cfg)
     if not (loss_cls.needs_prior(**settings) or calib_cls.needs_prior(loss_cls, settings)):
         return None
@@ -61,13 +48,25 @@ def build_cls_loss(cfg, prior=None):
 
 
 def build_calibration(cfg):
-    """The calibration module of ``MODEL.BALMS.CALIBRATION`` (or ``POSTHOC_TAU``)."""
-    calib_cls = calibration_class(_calibration_name(cfg))
+    """The calibration module of ``MODEL.BALMS.CALIBRATION`` with its keys."""
+    calib_cls = calibration_class(cfg.MODEL.BALMS.CALIBRATION)
     return calib_cls(**calib_cls.from_config(cfg))
 
 
 class LongTailOutputLayers(FastRCNNOutputLayers):
     """A :class:`FastRCNNOutputLayers` whose classification loss, calibration and classifier are modules."""
+
+    # 2: the loss's buffers live in the loss module, under ``cls_loss.``; 1: on the predictor itself, under
+    # the names of this table (the predictor's own name -> the loss module's), moved when loaded
+    _version = 2
+    V1_LOSS_BUFFERS = {
+        "class_counts": "class_counts",
+        "num_train_images": "num_train_images",
+        "roi_label_counts": "roi_label_counts",
+        "seesaw_cum_counts": "cum_counts",
+        "eqlv2_pos_grad": "pos_grad",
+        "eqlv2_neg_grad": "neg_grad",
+    }
 
     @configurable
     def __init__(self, input_shape, *, cls_loss, calibration=None, meta_reweighter=None, classifier="linear",
@@ -104,7 +103,6 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         if classifier != "linear" or n_out != self.cls_score.out_features:  # else keep detectron2's
             self.cls_score = build_classifier(classifier, self.cls_score.in_features, n_out, normed_temperature)
         self.reset_classifier()
-        self._register_load_state_dict_pre_hook(self._load_legacy_buffers)
 
     @classmethod
     def from_config(cls, cfg, input_shape, prior=None):
@@ -129,21 +127,38 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
         nn.init.normal_(self.cls_score.weight, std=0.01)
         nn.init.constant_(self.cls_score.bias, self.cls_loss.bias_init())
 
-    def _load_legacy_buffers(self, state_dict, prefix, *args):
-        """Checkpoints of ``BalancedSoftmaxOutputLayers`` before the loss modules kept the loss's buffers
-        on the predictor: move them to the loss module (for the buffers this loss has)."""
-        own = self.cls_loss.state_dict(keep_vars=True)
-        for old, new in self.cls_loss.legacy_buffers.items():
-            if prefix + old in state_dict and new in own and f"{prefix}cls_loss.{new}" not in state_dict:
-                state_dict[f"{prefix}cls_loss.{new}"] = state_dict.pop(prefix + old)
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        """A version-1 state (or one without a version: a state dict copied without its metadata) has the
+        loss's buffers on the predictor (:attr:`V1_LOSS_BUFFERS`): each one the built loss has is moved to
+        ``cls_loss.``; the others stay, for the loader to report as unexpected."""
+        if local_metadata.get("version", 1) < 2:
+            own = self.cls_loss.state_dict(keep_vars=True)
+            for old, new in self.V1_LOSS_BUFFERS.items():
+                if prefix + old in state_dict and new in own and f"{prefix}cls_loss.{new}" not in state_dict:
+                    state_dict[f"{prefix}cls_loss.{new}"] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     # ---------------------------------------------------------------- training
     def per_roi_classification_loss(self, scores, gt_classes):
-        """(N,) classification loss of each ROI (no side effect; the meta reweighter calls it again)."""
+        """The classification loss of each ROI (no side effect; the meta reweighter calls it again).
+
+        Args:
+            scores (Tensor): (N, ``cls_loss.num_logits()``), float, the classifier's logits.
+            gt_classes (Tensor): (N,), int64, labels in [0, K].
+        Returns:
+            Tensor: (N,), float32 or float64.
+        """
         return self.cls_loss.per_roi_loss(scores, gt_classes)
 
     def classification_loss(self, scores, gt_classes, roi_weights=None):
-        """``sum_i c_i l_i / N`` with per-ROI weights ``c`` (``roi_weights``; None = 1)."""
+        """``sum_i c_i l_i / N`` with per-ROI weights ``c``.
+
+        Args:
+            scores, gt_classes: as :meth:`per_roi_classification_loss`.
+            roi_weights (Tensor or None): (N,), float; None = 1.
+        Returns:
+            Tensor: scalar, float32 or float64.
+        """
         if gt_classes.numel() == 0:
             return scores.sum() * 0.0
         per_roi = self.per_roi_classification_loss(scores, gt_classes)
@@ -213,8 +228,15 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
 
     # ---------------------------------------------------------------- inference
     def predict_probs(self, predictions, proposals):
-        """(Ri, K + 1) class probabilities per image (the calibration of the loss's logits); background
-        last (zero for the sigmoid losses with K logits; detectron2's inference ignores that column)."""
+        """The class probabilities per image: the calibration of the loss's logits.
+
+        Args:
+            predictions: the return values of :meth:`forward`, the logits (R, ``cls_loss.num_logits()``) first.
+            proposals (list[Instances]): the proposals of each image, Ri of image i.
+        Returns:
+            list[Tensor]: (Ri, K + 1) per image, float, background last (zero for the sigmoid losses with K
+            logits; detectron2's inference ignores that column).
+        """
         scores, _ = predictions
         probs = self.calibration(scores, self.cls_loss)
         if not torch.isfinite(probs).all():
@@ -223,11 +245,3 @@ class LongTailOutputLayers(FastRCNNOutputLayers):
                                      f"{self.calibration.name or type(self.calibration).__name__!r}")
         return probs.split([len(p) for p in proposals], dim=0)
 
-
-def __getattr__(name):
-    """``from balms_det.modeling.output_layers import BalancedSoftmaxOutputLayers`` keeps working."""
-    if name == "BalancedSoftmaxOutputLayers":
-        from .legacy_output_layers import BalancedSoftmaxOutputLayers
-
-        return BalancedSoftmaxOutputLayers
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,16 +2,13 @@
 
 ``MODEL.ROI_HEADS.NAME: LongTailROIHeads`` (standard Mask R-CNN heads) or ``LongTailCascadeROIHeads``
 (Cascade R-CNN); the method is ``MODEL.BALMS.CLS_LOSS`` (and ``CALIBRATION``). Box/mask heads, proposal
-sampling and everything else are detectron2's. ``BalancedSoftmaxROIHeads`` /
-``BalancedSoftmaxCascadeROIHeads`` are their names from before every method ran in them; they keep
-working (the same heads).
+sampling and everything else are detectron2's.
 """
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, CascadeROIHeads, StandardROIHeads
 
 from .output_layers import LongTailOutputLayers, prior_from_config
 
-__all__ = ["LongTailROIHeads", "LongTailCascadeROIHeads", "BalancedSoftmaxROIHeads",
-           "BalancedSoftmaxCascadeROIHeads"]
+__all__ = ["LongTailROIHeads", "LongTailCascadeROIHeads"]
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -40,11 +37,6 @@ class LongTailCascadeROIHeads(CascadeROIHeads):
         return ret
 
 
-@ROI_HEADS_REGISTRY.register()
-class BalancedSoftmaxROIHeads(LongTailROIHeads):
-    """The old name of :class:`LongTailROIHeads`."""
-
-
-@ROI_HEADS_REGISTRY.register()
-class BalancedSoftmaxCascadeROIHeads(LongTailCascadeROIHeads):
-    """The old name of :class:`LongTailCascadeROIHeads`."""
+# The names of YAML configs in the wild (the official BALMS configs name BalancedSoftmaxROIHeads): the same classes.
+ROI_HEADS_REGISTRY._do_register("BalancedSoftmaxROIHeads", LongTailROIHeads)
+ROI_HEADS_REGISTRY._do_register("BalancedSoftmaxCascadeROIHeads", LongTailCascadeROIHeads)

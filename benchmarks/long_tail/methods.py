@@ -16,7 +16,7 @@ RFS = ("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler", "DATALOADER.RE
 NORMED = ("MODEL.BALMS.CLASSIFIER", "normed")
 OURS = ("MODEL.ROI_HEADS.NAME", "LongTailROIHeads")
 SPRIOR = ("MODEL.BALMS.PRIOR.SAMPLER", "train")  # the prior of the training sampler's labels
-POSTHOC_LA = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.POSTHOC_TAU", "1.0")
+POSTHOC_LA = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.CALIBRATION", "logit_adjustment")
 NORCAL = OURS + ("MODEL.BALMS.CLS_LOSS", "softmax", "MODEL.BALMS.CALIBRATION", "norcal")
 # The authors' recipes scaled to 1,200 iterations (sources: recipes.py). ECM (mmdet r50_ecm_1x.py): mmcv's
 # grad_clip=dict(max_norm=5, norm_type=2), one L2 norm over the whole model; warm-up 10,000 of ~90k

@@ -40,6 +40,13 @@ class Calibration(nn.Module):
         """Raise ValueError when this calibration is not defined for ``loss``."""
 
     def forward(self, logits, loss):
+        """
+        Args:
+            logits (Tensor): (N, ``loss.num_logits()``), float.
+            loss (ClsLoss): the box predictor's loss module (its prior, its logit shift).
+        Returns:
+            Tensor: (N, K + 1), float, background last.
+        """
         return loss.probs(logits)
 
 
@@ -56,6 +63,6 @@ class SoftmaxLogitCalibration(Calibration):
     def check(self, loss):
         if not loss.softmax_logits:
             raise ValueError(
-                f"{self.name} (MODEL.BALMS.CALIBRATION / POSTHOC_TAU) applies to the softmax losses only "
+                f"{self.name} (MODEL.BALMS.CALIBRATION) applies to the softmax losses only "
                 f"(K + 1 softmax logits), not to cls_loss={loss.name or type(loss).__name__!r}"
             )

@@ -1,10 +1,35 @@
 """``norcal``: NorCal (Pan et al., NeurIPS 2021; tydpan/NorCal), training-free: every foreground class's
 score divided by its training count to the power ``gamma``, background kept, renormalised per ROI
-(:func:`~balms_det.modeling.losses.norcal_probs`)."""
-from .. import losses as L
+(:func:`norcal_probs`)."""
+import torch
+from torch.nn import functional as F
+
+from ..cls_losses.utils import at_least_float32
 from .base import CALIBRATION_REGISTRY, SoftmaxLogitCalibration
 
-__all__ = ["NorCal"]
+__all__ = ["norcal_probs", "NorCal"]
+
+
+@at_least_float32
+def norcal_probs(logits, counts, gamma=1.0):
+    """
+    NorCal (Pan et al., NeurIPS 2021), as the authors' code computes it (``WITH: exps``, ``RENORM``):
+    each foreground class's ``exp(z_c)`` divided by ``counts_c ** gamma``, the background's kept, all
+    K + 1 renormalised; that is ``softmax(z - gamma * [log n_1 .. log n_K, 0])`` (computed so, without
+    the code's unguarded ``exp``). Unlike logit adjustment's centered shift, the raw counts also move
+    every foreground class against background.
+
+    Args:
+        logits (Tensor): (N, K + 1), float, softmax logits, background last.
+        counts (Tensor): (K,), float (float64 buffer), positive training counts (the authors use
+            training image counts).
+        gamma (float): the exponent (0 = plain softmax).
+    Returns:
+        Tensor: (N, K + 1), float32 or float64, background last.
+    """
+    log_n = counts.to(device=logits.device, dtype=torch.float64).log()
+    shift = torch.cat([log_n, log_n.new_zeros(1)]).to(logits.dtype)
+    return F.softmax(logits - gamma * shift, dim=-1)
 
 
 @CALIBRATION_REGISTRY.register()
@@ -40,7 +65,7 @@ class NorCal(SoftmaxLogitCalibration):
             raise ValueError("NorCal needs the class prior: build the loss with class_counts")
 
     def forward(self, logits, loss):
-        return L.norcal_probs(logits, loss.class_counts, self.gamma)
+        return norcal_probs(logits, loss.class_counts, self.gamma)
 
     def extra_repr(self):
         return f"gamma={self.gamma}"

@@ -5,8 +5,8 @@ A classification loss is a small ``nn.Module`` registered in :data:`CLS_LOSS_REG
 about its method: how many logits it needs and the classifier's bias init, its buffers (saved in
 checkpoints, the same on every DDP rank when it says so), the per-ROI loss (no side effects: the
 Meta Reweighter calls it again), the inference rule, what it does once per training step, and
-``from_config`` for its own keys. The maths lives in plain functions (``losses.py``,
-``peer_losses.py``). A user's loss is a subclass in the user's own file::
+``from_config`` for its own keys. Its maths are plain functions in the same file (``seesaw.py`` holds
+``seesaw_loss`` & co. and ``SeesawLoss``). A user's loss is a subclass in the user's own file::
 
     @CLS_LOSS_REGISTRY.register()
     class MyLoss(ClsLoss):
@@ -66,8 +66,6 @@ class ClsLoss(nn.Module):
     needs_num_images = False  # the prior must also give the number of training images
     softmax_logits = False  # probs = softmax of K + 1 logits: the post-hoc calibrations apply
     plain_loss = None  # the Meta Reweighter's meta loss (a method), None = the reweighter is refused
-    legacy_buffers = {"class_counts": "class_counts"}  # buffer names of the pre-module predictor
-    legacy_kwargs = {}  # keyword names of the pre-module predictor's constructor -> this __init__'s
 
     def __init__(self, num_classes, *, class_counts=None, num_images=None, prior=None):
         super().__init__()
@@ -153,7 +151,15 @@ class ClsLoss(nn.Module):
 
     # ---------------------------------------------------------------- training
     def per_roi_loss(self, logits, gt_classes):
-        """(N,) loss of each ROI; the training loss is their sum / N. No side effects."""
+        """
+        The loss of each ROI; the training loss is their sum / N. No side effects.
+
+        Args:
+            logits (Tensor): (N, :meth:`num_logits`), float, the classifier's outputs.
+            gt_classes (Tensor): (N,), int64, labels in [0, K].
+        Returns:
+            Tensor: (N,), float32 or float64.
+        """
         raise NotImplementedError
 
     def before_loss(self, gt_classes):
@@ -168,7 +174,14 @@ class ClsLoss(nn.Module):
 
     # ---------------------------------------------------------------- inference
     def probs(self, logits):
-        """(N, K + 1) class probabilities by this method's inference rule, background last."""
+        """
+        The class probabilities by this method's inference rule.
+
+        Args:
+            logits (Tensor): (N, :meth:`num_logits`), float.
+        Returns:
+            Tensor: (N, K + 1), float, background last.
+        """
         raise NotImplementedError
 
     def extra_repr(self):

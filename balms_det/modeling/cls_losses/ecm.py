@@ -23,9 +23,8 @@ def ecm_margins(fg_counts, fg_bg_ratio=6.3313):
 
     Paper vs code: the code takes ``n`` from LVIS's image counts and an empirical background count
     (``fg_bg_ratio`` = 6.3313 "from Mask R-CNN"); we follow it (image counts from
-    ``MODEL.BALMS.PRIOR``, ``MODEL.BALMS.ECM.FG_BG_RATIO``). Only the paper's abstract could be read
-    here, so these formulas are the authors' code's (janghyuncho/ECM-Loss), checked in the tests in
-    their exponential form.
+    ``MODEL.BALMS.PRIOR``, ``MODEL.BALMS.ECM.FG_BG_RATIO``). These formulas are the authors' code's
+    (janghyuncho/ECM-Loss), checked in the tests in their exponential form.
 
     Args:
         fg_counts (Tensor): (K,), float (float64 buffer), positive counts of the foreground classes.

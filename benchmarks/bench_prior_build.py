@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 
+from long_tail.records import cpu_model, git
 from lvis_sized_json import KEY_ORDER, NUM_CATEGORIES, generate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,21 +188,7 @@ def run_worker(kind, args, json_path, counts_path):
 
 
 # -------------------------------------------------------------------------------------------- report
-def _git(*a):
-    try:
-        return subprocess.run(["git", *a], cwd=REPO, text=True, capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
 def machine_info():
-    def cpu_model():
-        try:
-            with open("/proc/cpuinfo") as f:
-                return next(x.split(":", 1)[1].strip() for x in f if x.startswith("model name"))
-        except (OSError, StopIteration):
-            return platform.processor() or platform.machine()
-
     def mem_total_gb():
         try:
             with open("/proc/meminfo") as f:
@@ -224,7 +211,7 @@ def machine_info():
         "torch": version("torch"), "detectron2": version("sal-detectron2") or version("detectron2"),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "1"),
         "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "commit": _git("rev-parse", "HEAD"), "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
     }
 
 

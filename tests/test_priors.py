@@ -11,6 +11,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from balms_det import add_balms_config
 from balms_det.modeling.priors import (
+    class_prior,
     class_prior_from_config,
     counts_from_dataset_dicts,
     counts_from_lvis_json,
@@ -329,3 +330,34 @@ def test_checkpoint_keeps_the_prior_it_was_trained_with(lt_shapes):
     assert not torch.equal(a, b) and (a >= b).all()
     fresh.load_state_dict(trained.state_dict())
     assert torch.equal(fresh.roi_heads.box_predictor.cls_loss.class_counts, a)
+
+
+def test_lvis_v1_prior_comes_from_detectron2s_metadata_without_any_file():
+    """The LVIS v1 configs' prior: detectron2's class_image_count of lvis_v1_train (no annotation file is
+    read, none is needed); a Python config's default source prefers that metadata too."""
+    from detectron2.data.datasets.lvis_v1_category_image_count import LVIS_CATEGORY_IMAGE_COUNT
+
+    from balms_det.engine import build_config
+    from balms_det.modeling import class_prior
+
+    cfg = build_config("configs/LVISv1-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_balanced_softmax.yaml",
+                       validate=False)
+    assert cfg.MODEL.BALMS.PRIOR.SOURCE == "metadata"
+    expected = [float(c["image_count"]) for c in sorted(LVIS_CATEGORY_IMAGE_COUNT, key=lambda c: c["id"])]
+    assert class_prior_from_config(cfg).counts.tolist() == expected
+    assert class_prior("lvis_v1_train", num_classes=1203).counts.tolist() == expected
+
+
+def test_number_of_images_counted_from_the_json_without_loading_the_dataset(tmp_path):
+    """The sigmoid variant's number of training images, where the source does not give it: the images of
+    the dataset's json_file, counted by a streaming pass (the dataset itself is never loaded)."""
+    f = _lvis_json(tmp_path / "a.json", [3, 5], [3, 5], num_images=17)
+
+    def never():
+        raise AssertionError("the dataset must not be loaded to count its images")
+
+    name = _register(json_file=f, class_image_count=[{"id": 1, "image_count": 3}, {"id": 2, "image_count": 5}])
+    DatasetCatalog.remove(name)
+    DatasetCatalog.register(name, never)
+    p = class_prior(name, source="metadata", num_classes=2, need_num_images=True)
+    assert p.counts.tolist() == [3.0, 5.0] and p.num_images == 17

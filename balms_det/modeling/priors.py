@@ -285,8 +285,9 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
     the same sources, fallbacks and errors as ``MODEL.BALMS.PRIOR``:
 
     * ``counts`` (a list): source "list"; ``json_file``: the LVIS ``categories`` of that file (ids
-      ``1..K`` or sorted); else ``datasets`` (registered names) read by ``source`` (default "json":
-      their metadata ``json_file``; "metadata"; "dataset": counted from their dicts);
+      ``1..K`` or sorted); else ``datasets`` (registered names) read by ``source`` (default: "metadata"
+      where their metadata has ``class_image_count``, as detectron2's LVIS v1, else "json": the
+      categories of their metadata ``json_file``; "dataset": counted from their dicts);
     * ``num_images`` > 0 overrides the number of training images; with ``need_num_images`` (the sigmoid
       variant), a source that does not give it falls back to the datasets' number of images;
     * ``sampler``: the sampler's prior (``MODEL.BALMS.PRIOR.SAMPLER: train``, see the module doc): the
@@ -312,7 +313,7 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
         if num_images > 0:
             prior.num_images = int(num_images)
     else:
-        source = source or ("list" if counts else "json")
+        source = source or ("list" if counts else _default_source(names, count))
         prior = load_class_prior(datasets, source=source, count=count, num_classes=num_classes,
                                  counts=list(counts or []), num_images=num_images, min_count=min_count,
                                  need_num_images=need_num_images)
@@ -320,8 +321,31 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
         if json_file is not None or source == "list" or not names:
             raise ValueError("The sigmoid variant needs the number of training images (MODEL.BALMS.PRIOR.NUM_IMAGES, "
                              "num_images=) with this prior")
-        prior.num_images = sum(len(DatasetCatalog.get(d)) for d in names)
+        prior.num_images = sum(_num_images(d) for d in names)
     return prior
+
+
+def _default_source(names, count):
+    """``"metadata"`` where every dataset's metadata carries ``class_image_count`` (detectron2's LVIS v1, the
+    LVIS-style registration: nothing to read) and image counts are asked for, else ``"json"``."""
+    if names and count == "image_count" and all(MetadataCatalog.get(n).get("class_image_count", None)
+                                                 for n in names):
+        return "metadata"
+    return "json"
+
+
+def _num_images(name):
+    """Training images of a registered dataset: counted in its metadata ``json_file`` without building the
+    images (a streaming pass), else the length of its dicts (a full load)."""
+    json_file = MetadataCatalog.get(name).get("json_file", None)
+    if json_file:
+        from balms_eval.json_categories import count_json_images
+
+        try:
+            return count_json_images(PathManager.get_local_path(json_file))
+        except (OSError, ValueError):
+            pass
+    return len(DatasetCatalog.get(name))
 
 
 def class_prior_from_config(cfg, num_classes=None, need_num_images=False) -> ClassPrior:

@@ -1,7 +1,7 @@
-# Two commands do all set-up on a fresh machine (see README.md):
-#   make demo   # environment + the softmax baseline, then the project's method from it, side by side
-#   make test   # environment + the test suite
-# Both create .venv once (scripts/setup_env.sh) and reuse it afterwards.
+# Two commands, on a fresh machine too (see README.md):
+#   make demo   # softmax vs post-hoc logit adjustment vs decoupled Balanced Softmax on lt_shapes (~18 min on 2 cores)
+#   make test   # the test suite (what .ci/run runs)
+# Both create the environment on first use (make env: .venv/, ~2 min, ~3 GB of downloads) and reuse it afterwards.
 # make train CONFIG=... OUTPUT=... trains and evaluates any one config.
 PY := .venv/bin/python
 CONFIG ?= configs/LTShapes/mask_rcnn_R18_FPN_softmax.yaml

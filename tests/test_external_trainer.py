@@ -1,7 +1,7 @@
 """A plain detectron2 DefaultTrainer script, in a directory outside this repository, trains with the
 Balanced Softmax heads from YAML after ``import balms_det`` and ``add_balms_config(cfg)``. It uses its
 own tiny custom dataset (registered in the script), with the class prior counted from its dicts.
-BALMS from such a script: the few lines of the README (a DefaultTrainer subclass that freezes all
+BALMS from such a script: the few lines of docs/methods.md (a DefaultTrainer subclass that freezes all
 but the classifier and adds MetaReweighterHook)."""
 import json
 import math
@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent(
     '''
 )
 
-# The README's "DefaultTrainer subclass" for BALMS, as a user would paste it.
+# docs/methods.md's "DefaultTrainer subclass" for BALMS, as a user would paste it.
 BALMS_TRAINER = textwrap.dedent(
     """
     from balms_det.engine import MetaReweighterHook

@@ -214,7 +214,7 @@ def test_background_options_rare_class_gradient():
         assert 0 < neg < plain_neg / 5
     # the running prior (background has most of the mass) suppresses the rare logit's push-down most
     assert grads["running (bg included)"][1] < grads["unadjusted (centered)"][1]
-    # the values the README quotes, at the precision quoted
+    # the values docs/methods.md quotes, at the precision quoted
     assert f"{plain_neg:.4f}" == "0.1667" and f"{grads['unadjusted (centered)'][1]:.4f}" == "0.0006"
 
 
@@ -251,7 +251,7 @@ def test_background_options_fraction_predicted_background():
     # running prior with bg: test prior uniform over all K+1 labels -> background at 1/(K+1)
     p = res["running (bg included)"]
     assert torch.allclose(p, torch.full((K + 1,), 1 / (K + 1), dtype=p.dtype), atol=1e-3)
-    # the values the README quotes, at the precision quoted
+    # the values docs/methods.md quotes, at the precision quoted
     quoted = {"unadjusted (centered)": "0.750", "unadjusted (raw log n)": "0.999", "running (bg included)": "0.167"}
     assert {name: f"{res[name][BG]:.3f}" for name in quoted} == quoted
 

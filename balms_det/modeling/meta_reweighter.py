@@ -151,7 +151,7 @@ class MetaReweighter(nn.Module):
             raise RuntimeError(
                 "MetaReweighter.step() without prepare(): training with MODEL.BALMS.META_REWEIGHTER "
                 "needs balms_det.engine.MetaReweighterHook among the trainer's hooks "
-                "(tools/train_net.py adds it; see the README for a DefaultTrainer subclass)."
+                "(tools/train_net.py adds it; see docs/methods.md for a DefaultTrainer subclass)."
             )
         features = features.detach()
         if features.dtype in (torch.float16, torch.bfloat16):

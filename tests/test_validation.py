@@ -350,3 +350,17 @@ def test_lazyconfig_train_net_errors_are_one_line(datasets_dir, tmp_path):
     line = tool_error(proc)
     assert line.startswith(r"error: decoupled.trainable 'roi_heads\\.(box': not a regular expression"), line
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("opts, also, text", [
+    (["SOLVER.MAX_ITR", "3"], KeyError, "Non-existent key: SOLVER.MAX_ITR"),
+    (["MODEL.BALMS.POSTHOC_TAU", "1.0"], KeyError, "LOGIT_ADJUSTMENT.TAU"),
+    (["MODEL.BALMS.TAU", "0"], ValueError, "write a float, e.g. 0.0"),
+    (["SOLVER.MAX_ITER"], AssertionError, "odd length"),
+])
+def test_merge_errors_are_one_line_config_errors(opts, also, text):
+    """What yacs refuses while merging is a ConfigError too (the tools print it as one line, no traceback),
+    still the error type yacs raised, naming the override and what to write."""
+    with pytest.raises(ConfigError) as e:
+        build_config(BALANCED, opts)
+    assert isinstance(e.value, also) and text in str(e.value) and "\n" not in str(e.value)

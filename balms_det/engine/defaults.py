@@ -24,24 +24,39 @@ _D2_CREATE_DDP_MODEL = d2_defaults.create_ddp_model  # detectron2's own, restore
 
 def merge_config(cfg, config_file, opts=()):
     """``cfg.merge_from_file(config_file)`` then ``cfg.merge_from_list(opts)``, with errors that name
-    the file (and the ``_BASE_`` chain is followed by detectron2) or the bad command-line key."""
+    the file (and the ``_BASE_`` chain is followed by detectron2) or the bad command-line key: a
+    :class:`ConfigError` that is also the error yacs raised (KeyError for an unknown or renamed key,
+    ValueError for a value of another type, AssertionError for an odd number of overrides), one line."""
     if config_file:
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"Config file not found: {config_file}")
         try:
             cfg.merge_from_file(config_file)
         except (KeyError, ValueError, AssertionError, yaml.YAMLError) as e:
-            raise type(e)(f"Invalid config file {config_file}: {_msg(e)}") from e
+            raise _merge_error(e, f"Invalid config file {config_file}") from e
     if opts:
         try:
             cfg.merge_from_list(list(opts))
         except (KeyError, ValueError, AssertionError) as e:
-            raise type(e)(f"Invalid command-line config override {list(opts)}: {_msg(e)}") from e
+            raise _merge_error(e, f"Invalid command-line config override {list(opts)}") from e
     return cfg
 
 
-def _msg(e):
-    return e.args[0] if e.args else repr(e)
+class _ConfigKeyError(ConfigError, KeyError):
+    __str__ = ValueError.__str__  # a KeyError would print its message quoted
+
+
+class _ConfigAssertionError(ConfigError, AssertionError):
+    pass
+
+
+def _merge_error(e, where):
+    msg = " ".join((e.args[0] if e.args else repr(e)).split())  # one line
+    if "Type mismatch" in msg and "float" in msg:
+        msg += " (write a float, e.g. 0.0 instead of 0)"
+    cls = (_ConfigKeyError if isinstance(e, KeyError) else _ConfigAssertionError if isinstance(e, AssertionError)
+           else ConfigError)
+    return cls(f"{where}: {msg}")
 
 
 def build_config(config_file="", opts=(), *, validate=True):

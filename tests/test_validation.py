@@ -13,6 +13,7 @@ import pytest
 import torch
 from detectron2.config import LazyConfig
 
+from balms_det.config_validation import ConfigError
 from balms_det.engine import build_config
 from conftest import REPO, run_tool
 from test_train_net import CONFIG as SOFTMAX

@@ -83,6 +83,32 @@ def test_long_tail_methods_are_their_configs(tmp_path):
     assert sched[:4] == ["SOLVER.MAX_ITER", "100", "SOLVER.STEPS", "(50, 80)"]
 
 
+# The configs the README's "which method" table names, and the benchmark row each one trains. A post-hoc
+# row (eval-only, from its stage 1's weights) is one config: its stage 1's training, its own inference.
+RECOMMENDED = {"balanced_softmax_rfs": "mask_rcnn_R18_FPN_balanced_softmax_rfs.yaml",
+               "seesaw_linear_rfs": "mask_rcnn_R18_FPN_seesaw_linear_rfs.yaml",
+               "softmax_rfs+norcal": "mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml"}
+
+
+def test_recommended_configs_are_their_benchmark_rows(monkeypatch):
+    """Each recommended config has exactly the overrides of the benchmark row it stands for (what the
+    measured table ran), so the README's numbers are the file's."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail import configs as C
+    from long_tail.methods import LT, METHODS
+
+    rows = {m.name: m for m in METHODS}
+    for name, config in RECOMMENDED.items():
+        m = rows[name]
+        expected = dict(zip(*[iter(C.config_diff(m.config, opts=m.extra))] * 2))
+        if m.eval_only:  # trained as its stage 1, evaluated as the row
+            s1 = rows[m.stage1]
+            expected = dict(zip(*[iter(C.config_diff(s1.config, opts=s1.extra))] * 2)) | expected
+        got = dict(zip(*[iter(C.config_diff(f"{LT}/{config}"))] * 2))
+        assert got == expected, (name, config)
+        assert m.eval_only or m.config == f"{LT}/{config}", name  # a trained row runs the file itself
+
+
 COCO_DATA = '''
 """A user's own COCO-format dataset (3 classes, class 2 rare), written and registered on import."""
 import json, os

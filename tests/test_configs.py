@@ -88,7 +88,8 @@ def test_recommended_lvis_configs_are_their_lt_shapes_twins():
     for lt, lvis in TWINS.items():
         a = _flat(build_config(os.path.join(ROOT, "configs", "LTShapes", lt), validate=False))
         b = _flat(build_config(os.path.join(ROOT, "configs", "LVISv1-InstanceSegmentation", lvis), validate=False))
-        method = {k: v for k, v in a.items() if v != lt_base[k] and k not in ("OUTPUT_DIR", "DATALOADER.REPEAT_THRESHOLD")}
+        method = {k: v for k, v in a.items()
+                  if v != lt_base[k] and k not in ("OUTPUT_DIR", "DATALOADER.REPEAT_THRESHOLD")}
         assert method and {k: b[k] for k in method} == method, (lt, lvis)
         assert a["DATALOADER.REPEAT_THRESHOLD"] == 0.1 and b["DATALOADER.REPEAT_THRESHOLD"] == 0.001, lvis
         assert b["DATALOADER.SAMPLER_TRAIN"] == "RepeatFactorTrainingSampler", lvis

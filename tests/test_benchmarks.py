@@ -832,3 +832,23 @@ def test_long_tail_demo_prints_its_plan_and_progress_with_the_total_time_left(tm
     assert [p[3] for p in progress] == [", then 2 more runs", ", then 2 more runs", ""], out
     rec = json.loads((tmp_path / "runs" / "demo_it40" / "bs_decoupled" / "seed0.json").read_text())
     assert rec["train_iters"] == 10 and rec["metrics"]["bbox/APr"] == 50.0 and rec["stage1"] == "softmax"
+
+
+def test_make_demo_says_what_it_will_do_before_the_environment_set_up():
+    """make demo's first output is one line saying what it is about to do (the set-up, then the runs), before
+    scripts/setup_env.sh runs; then the runner (make -n: nothing is run, nothing installed)."""
+    import subprocess
+
+    from conftest import REPO
+
+    dry = subprocess.run(["make", "-n", "demo", "DEMO_ITERS=40"], cwd=REPO, text=True, capture_output=True,
+                         check=True).stdout
+    commands = re.sub(r"\\\n\t?", "", dry).splitlines()  # (a recipe line continued with a backslash is one command)
+    assert commands[0].startswith("echo ") and "setup_env.sh" in commands[0], dry
+    setup = next(k for k, c in enumerate(commands) if c.startswith("bash scripts/setup_env.sh"))
+    run = next(k for k, c in enumerate(commands) if "benchmarks/long_tail_benchmark.py" in c)
+    assert 0 < setup < run, dry
+    said = subprocess.run(["sh", "-c", commands[0]], text=True, capture_output=True, check=True).stdout
+    assert said == ("make demo: sets up the environment first (.venv, scripts/setup_env.sh: ~3 GB and several minutes "
+                    "the first time, under a second after), then runs softmax softmax+la bs_decoupled on lt_shapes "
+                    "(seed 0, 40 iterations) and tables them side by side (APr: the rare classes)\n"), said

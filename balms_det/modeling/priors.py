@@ -115,14 +115,14 @@ def missing_counts_problem(json_file, categories, count="image_count"):
             f"{shown}): a COCO-format file (only LVIS files count the images of each category)")
 
 
-def count_source_fix(names=CONFIG_NAMES):
-    """The sources that count any registered training set (the fix of a :class:`MissingCountsError`):
+def count_source_fix(names=CONFIG_NAMES, source="json"):
+    """The other sources of the counts (the fix of a :class:`MissingCountsError` of ``source``):
     ``MODEL.BALMS.PRIOR.SOURCE dataset (...) or metadata (...), or list with ...``."""
+    what = {"dataset": "counts the training annotations", "metadata": "the training sets' metadata class_image_count"}
+    others = [s for s in what if s != source]
     if names.python:
-        return ("source='dataset' (counts the training annotations) or source='metadata' (the training sets' "
-                "metadata class_image_count), or counts=[one per class]")
-    return (f"{names.source} dataset (counts the training annotations) or metadata (the training sets' "
-            f"metadata class_image_count), or list with {names.counts}")
+        return " or ".join(f"source={s!r} ({what[s]})" for s in others) + ", or counts=[one per class]"
+    return f"{names.source} " + " or ".join(f"{s} ({what[s]})" for s in others) + f", or list with {names.counts}"
 
 
 @dataclass
@@ -317,11 +317,12 @@ def load_class_prior(
                                          f"({names.name('num_classes')})")
                     c, n = counts_from_dataset_dicts(DatasetCatalog.get(name), num_classes, count)
             except MissingCountsError as e:
-                raise MissingCountsError(f"{names.set('source', source)}: {e}; set {count_source_fix(names)}") from None
+                fix = count_source_fix(names, source)
+                raise MissingCountsError(f"{names.set('source', source)}: {e}; set {fix}") from None
             _check_length(c, num_classes, name, names)
             total = c if total is None else total + c
             n_img = None if (n is None or n_img is None) else n_img + n
-    name = names.name("counts").rstrip("=") if source == "list" else "+".join(dataset_names)
+    name = names.counts if source == "list" else "+".join(dataset_names)
     total = sanitize_counts(total, num_classes, min_count, name=name, names=names)
     if num_images > 0:
         n_img = int(num_images)

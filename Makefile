@@ -20,7 +20,13 @@ env:
 # lt_shapes, seed 0: stage 1 (softmax, 600 iterations of batch 8), post-hoc logit adjustment of it (no
 # training), decoupled Balanced Softmax from it (150 iterations); the table at the end (~18 min on 2 cores).
 # DEMO_ITERS=1200: the long-tail benchmark's schedule (~32 min; stage 2 keeps its quarter).
-demo: env
+# One line says what it is about to do before the environment's set-up (hence env from the recipe, not as a
+# prerequisite); then the runner prints its plan with estimates, and the time left while it trains.
+demo:
+	@echo "make demo: sets up the environment first (.venv, scripts/setup_env.sh: ~3 GB and several minutes the first \
+	time, under a second after), then runs $(DEMO_METHODS) on lt_shapes (seed 0, $(DEMO_ITERS) iterations) and tables \
+	them side by side (APr: the rare classes)"
+	@$(MAKE) --no-print-directory env
 	$(THREADS) $(PY) benchmarks/long_tail_benchmark.py --seeds 0 --methods $(DEMO_METHODS) --iters $(DEMO_ITERS) \
 		--stream --cache output/demo --runs-dir output/demo/runs --report output/demo/long_tail
 

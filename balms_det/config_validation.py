@@ -16,12 +16,16 @@ stated in this file, next to each key's name. :func:`validate` checks:
   calibrations that ``CUSTOM_IMPORTS`` registers included: :func:`~balms_det.engine.build_config`
   imports them first), and the combinations the box predictor refuses (a calibration for another
   loss's logits, the Meta Reweighter without stage 2 or a plain meta loss);
+* the class prior's source, where a long-tail head's loss or calibration needs one: ``PRIOR.SOURCE json``
+  on a training set whose annotation file is known (its metadata ``json_file``, already set) needs its
+  categories to carry the count (``PRIOR.COUNT``); only the categories are read;
 * ``MODEL.BALMS.DECOUPLED.TRAINABLE``: regular expressions;
 * ``TEST.LVIS_EVAL``: backend, detections per image, frequency thresholds.
 """
 import difflib
 import functools
 import math
+import os
 import re
 
 import torch
@@ -32,6 +36,7 @@ from omegaconf import DictConfig, ListConfig
 
 from balms_eval import BACKENDS
 from balms_eval.groups import check_thresholds
+from balms_eval.json_categories import JSONStreamError, read_json_categories
 
 from .config import add_balms_config
 from .modeling.calibrations import CALIBRATION_REGISTRY, Calibration, calibration_class
@@ -41,7 +46,8 @@ from .modeling.cls_losses.softmax import BACKGROUND_MODES
 from .modeling.meta_reweighter import META_LOSSES, META_SOURCES, NONFINITE_ACTIONS, meta_reweighter_from_config
 from .modeling.named_registry import registered_names
 from .modeling.output_layers import build_calibration
-from .modeling.priors import COUNT_KINDS, PRIOR_SAMPLERS, PRIOR_SOURCES, SAMPLERS_WITH_PRIOR, sanitize_counts
+from .modeling.priors import (COUNT_KINDS, PRIOR_SAMPLERS, PRIOR_SOURCES, SAMPLERS_WITH_PRIOR, count_source_fix,
+                              missing_counts_problem, sanitize_counts)
 from .modeling.roi_heads import LongTailCascadeROIHeads, LongTailROIHeads
 
 __all__ = ["ConfigError", "validate", "validate_lazy_config", "check_dataset_names",
@@ -251,7 +257,8 @@ def _check_numbers_and_names(cfg):
 
 
 def _check_loss_and_calibration(cfg):
-    """The registered loss and calibration, and the combinations the box predictor refuses."""
+    """The registered loss and calibration, and the combinations the box predictor refuses. Returns whether
+    they need the class prior."""
     b, k = cfg.MODEL.BALMS, cfg.MODEL.ROI_HEADS.NUM_CLASSES
     loss_cls = _registered("MODEL.BALMS.CLS_LOSS", b.CLS_LOSS, CLS_LOSS_REGISTRY, ClsLoss, cls_loss_class)
     _registered("MODEL.BALMS.CALIBRATION", b.CALIBRATION, CALIBRATION_REGISTRY, Calibration, calibration_class)
@@ -292,6 +299,28 @@ def _check_loss_and_calibration(cfg):
         except ValueError as e:
             raise config_error("MODEL.BALMS.META_REWEIGHTER.ENABLED", True, _first_line(e),
                                "False, or True in a decoupled stage (MODEL.BALMS.DECOUPLED.ENABLED True)") from None
+    return needs_prior
+
+
+def _check_prior_counts(cfg):
+    """``MODEL.BALMS.PRIOR.SOURCE json``: every training set whose annotation file is known already (its
+    metadata ``json_file`` set; a set whose metadata is filled when first read, e.g. lt_shapes, is not made
+    here) has the count in its categories (only they are read). A file that cannot be read is left to the
+    loader, which says what is wrong with it."""
+    p = cfg.MODEL.BALMS.PRIOR
+    if p.SOURCE != "json" or (p.SAMPLER == "train" and cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler"):
+        return  # (the sampler's prior counts the training dicts)
+    for name in cfg.DATASETS.TRAIN:
+        json_file = vars(MetadataCatalog.get(name)).get("json_file")
+        if not isinstance(json_file, str) or not os.path.isfile(json_file):
+            continue
+        try:
+            problem = missing_counts_problem(json_file, read_json_categories(json_file), p.COUNT)
+        except (JSONStreamError, OSError):
+            continue
+        if problem:
+            raise config_error("MODEL.BALMS.PRIOR.SOURCE", p.SOURCE, f"DATASETS.TRAIN {name!r}: {problem}",
+                               count_source_fix())
 
 
 def check_trainable(key, patterns, enabled=True):
@@ -331,9 +360,10 @@ def validate(cfg):
     check_dataset_names("DATASETS.TRAIN", cfg.DATASETS.TRAIN)
     check_dataset_names("DATASETS.TEST", cfg.DATASETS.TEST)
     _check_num_classes(cfg)
-    _check_head(cfg)
+    long_tail = _check_head(cfg)
     _check_numbers_and_names(cfg)
-    _check_loss_and_calibration(cfg)
+    if _check_loss_and_calibration(cfg) and long_tail:
+        _check_prior_counts(cfg)
     d = cfg.MODEL.BALMS.DECOUPLED
     check_trainable("MODEL.BALMS.DECOUPLED.TRAINABLE", d.TRAINABLE, enabled=d.ENABLED)
     _check_lvis_eval(cfg)

@@ -57,6 +57,8 @@ class LVISGroundTruth:
             category without a count counts 0.
         thresholds: (rare_max, common_max) training images, for groups made from ``image_counts``.
         missing_counts_hint: the end of the error raised when groups are needed and no counts given.
+        thresholds_name: where the caller's user sets ``thresholds`` (a config key, a flag), named by the
+            groups' note when a group made from the counts has no category.
 
     Raises :class:`~.errors.JSONFileError` for a file that is missing, unreadable or not JSON, and
     :class:`~.errors.AnnotationFileError` (``<file>: <entry>: <what is wrong>``) for one that is not
@@ -66,7 +68,7 @@ class LVISGroundTruth:
 
     def __init__(self, annotations, backend="fast", *, image_counts=None, count_source=None,
                  thresholds=LVIS_THRESHOLDS, missing_counts_hint="pass image_counts (training images per category)",
-                 count_categories=None, count_file="the training counts"):
+                 count_categories=None, count_file="the training counts", thresholds_name="the thresholds argument"):
         if backend not in BACKENDS:
             raise ValueError(f"Unknown LVIS evaluation backend {backend!r}; expected one of {BACKENDS}")
         self.backend = backend
@@ -99,7 +101,7 @@ class LVISGroundTruth:
                                                   self.name)
         if self.num_annotations or not needs_counts(self.categories):
             self.groups = frequency_groups(self.categories, image_counts, count_source, thresholds,
-                                          missing_counts_hint)
+                                          missing_counts_hint, thresholds_name)
         if backend == "lvis" and self.labelling == "federated" and self.groups and needs_counts(self.categories):
             # lvis-api reads every category's "frequency" (for its own APr/APc/APf, not used here):
             # the groups, where categories have none (in the api's index only, not self.categories)

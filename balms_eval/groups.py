@@ -3,9 +3,12 @@
 LVIS files carry each category's group (``frequency``: "r", "c", "f", set by LVIS from its
 training split). Other datasets (COCO format, any detectron2 dataset) get theirs from the number of
 TRAINING images of each class and LVIS's rule: rare 1-10 images, common 11-100, frequent > 100
-(thresholds (10, 100), configurable; a class with no training image is rare).
+(thresholds (10, 100), configurable; a class with no training image is rare). Groups made from the
+counts may be empty (a small dataset under LVIS's thresholds has no frequent class, and APf is NaN): their
+:attr:`FrequencyGroups.note` says so, with thresholds that would split the classes (:func:`tertiles`).
 """
 import logging
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -15,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 LVIS_THRESHOLDS = (10, 100)
 FREQUENCIES = ("r", "c", "f")
+GROUP_NAMES = {"r": "rare", "c": "common", "f": "frequent"}
 
 
 @dataclass
@@ -22,13 +26,28 @@ class FrequencyGroups:
     """``of``: {category id: "r" | "c" | "f"}; ``source``: where the groups come from (written
     into the per-class outputs); ``image_counts``: {category id: training images} for the
     per-class outputs, or None; ``count_source``: where those counts come from; ``thresholds``: the
-    (rare_max, common_max) training images of the groups (LVIS's for LVIS's own groups)."""
+    (rare_max, common_max) training images of the groups (LVIS's for LVIS's own groups). Groups made from
+    the counts: ``empty``, the groups without a category (their AP is NaN), ``suggested_thresholds``,
+    thresholds that put about a third of the categories in each group (:func:`tertiles`; None when every
+    group has one, or the counts cannot be split in three), and ``note``, one line saying so (else None)."""
 
     of: dict
     source: str
     image_counts: Optional[dict] = None
     count_source: Optional[str] = None
     thresholds: tuple = LVIS_THRESHOLDS
+    empty: tuple = ()
+    suggested_thresholds: Optional[tuple] = None
+    note: Optional[str] = None
+
+    def summary(self):
+        """The groups as JSON data: thresholds, categories per group, the empty groups, the suggested
+        thresholds and the note."""
+        return {"thresholds": list(self.thresholds),
+                "categories": {g: sum(1 for v in self.of.values() if v == g) for g in FREQUENCIES},
+                "empty": list(self.empty),
+                "suggested_thresholds": None if self.suggested_thresholds is None else list(self.suggested_thresholds),
+                "note": self.note}
 
 
 def check_thresholds(thresholds):
@@ -49,21 +68,70 @@ def group_of(count, thresholds=LVIS_THRESHOLDS):
     return "r" if count <= thresholds[0] else "c" if count <= thresholds[1] else "f"
 
 
+def tertiles(counts):
+    """(rare_max, common_max): whole numbers of training images that put about a third of ``counts`` (one per
+    class) in each of rare / common / frequent (the counts' tertiles, moved so that no group is empty); None
+    when the counts take fewer than three values (no thresholds split them in three)."""
+    s = sorted(int(c) for c in counts)
+    distinct = sorted(set(s))
+    if len(distinct) < 3:
+        return None
+    rare_max, common_max = s[math.ceil(len(s) / 3) - 1], s[math.ceil(2 * len(s) / 3) - 1]
+    common_max = min(max(common_max, distinct[1]), distinct[-2])  # something above it, something below it
+    rare_max = min(rare_max, max(d for d in distinct if d < common_max))
+    return rare_max, common_max
+
+
+def _group_range(code, thresholds):
+    rare_max, common_max = thresholds
+    return {"r": f"<= {rare_max}", "c": f"{rare_max + 1} to {common_max}", "f": f"> {common_max}"}[code]
+
+
+def empty_groups_note(of, image_counts, thresholds, thresholds_name, names=None):
+    """(empty groups, suggested thresholds, note) of groups ``of`` ({id: "r"|"c"|"f"}) made from
+    ``image_counts`` with ``thresholds``: the note (one line, None when no group is empty) names the empty
+    groups, the range of the training counts and the largest, and the tertiles (:func:`tertiles`) as
+    thresholds that would split the classes; ``thresholds_name`` says where the thresholds are set, and
+    ``names`` ({id: name}) names the class with the most training images."""
+    empty = tuple(g for g in FREQUENCIES if g not in set(of.values()))
+    if not empty or not of:
+        return (), None, None
+    counts = {i: int(image_counts.get(i, 0)) for i in of}
+    most = max(sorted(counts), key=counts.get)  # (the lowest id of a tie)
+    suggested = tertiles(counts.values())
+    groups = " or ".join(f"{GROUP_NAMES[g]} ({_group_range(g, thresholds)} training images)" for g in empty)
+    aps = " and ".join(f"AP{g}" for g in empty)
+    note = (f"no category is {groups} under the frequency thresholds {list(thresholds)} ({thresholds_name}), so "
+            f"{aps} {'is' if len(empty) == 1 else 'are'} NaN: the {len(counts)} classes have "
+            f"{min(counts.values())} to {counts[most]} training images (the most: "
+            f"{(names or {}).get(most, f'id {most}')!r}); ")
+    if suggested is None:
+        note += "their counts take fewer than 3 values, so no thresholds split them in three"
+    else:
+        split = [sum(1 for c in counts.values() if group_of(c, suggested) == g) for g in FREQUENCIES]
+        note += (f"{list(suggested)}, the tertiles of those counts, would put {split[0]} / {split[1]} / {split[2]} "
+                 "of them in rare / common / frequent")
+    return empty, suggested, note
+
+
 def needs_counts(categories):
     """True when some category has no LVIS ``frequency``: the groups then come from counts."""
     return not all(c.get("frequency") in FREQUENCIES for c in categories.values())
 
 
 def frequency_groups(categories, image_counts=None, count_source=None, thresholds=LVIS_THRESHOLDS,
-                     missing_counts_hint="pass the training image counts"):
+                     missing_counts_hint="pass the training image counts", thresholds_name="the thresholds argument"):
     """The groups of ``categories`` ({id: category dict}).
 
     Every category with an LVIS ``frequency``: those (LVIS's own groups); ``image_counts``
     ({category id: training images}) are then only shown in the per-class outputs. Otherwise the
     groups come from ``image_counts`` and ``thresholds``; a category missing from them counts 0
-    (rare). Neither: ValueError, with ``missing_counts_hint`` saying which key or flag gives counts.
+    (rare); a group left without a category gets a note (:func:`empty_groups_note`, naming
+    ``thresholds_name``, where the user sets them). Neither: ValueError, with ``missing_counts_hint``
+    saying which key or flag gives counts.
     """
     thresholds = check_thresholds(thresholds)
+    empty, suggested, note = (), None, None
     if categories and not needs_counts(categories):
         of = {i: c["frequency"] for i, c in categories.items()}
         source = "the 'frequency' field of the evaluated annotation file (LVIS's groups)"
@@ -72,6 +140,8 @@ def frequency_groups(categories, image_counts=None, count_source=None, threshold
         of = {i: group_of(image_counts.get(i, 0), thresholds) for i in categories}
         source = (f"training image counts ({count_source or 'given'}): rare <= {thresholds[0]} < common <= "
                   f"{thresholds[1]} < frequent")
+        empty, suggested, note = empty_groups_note(of, image_counts, thresholds, thresholds_name,
+                                                   {i: c.get("name") for i, c in categories.items() if c.get("name")})
     else:
         without = [i for i, c in categories.items() if c.get("frequency") not in FREQUENCIES]
         raise ValueError(
@@ -81,7 +151,7 @@ def frequency_groups(categories, image_counts=None, count_source=None, threshold
     if image_counts is None and categories and all("image_count" in c for c in categories.values()):
         image_counts = {i: int(c["image_count"]) for i, c in categories.items()}
         count_source = "images per class in the EVALUATED annotation file (val counts, not training counts)"
-    return FrequencyGroups(of, source, image_counts, count_source, thresholds)
+    return FrequencyGroups(of, source, image_counts, count_source, thresholds, empty, suggested, note)
 
 
 COUNT_KINDS = ("image_count", "instance_count")

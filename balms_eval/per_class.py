@@ -99,9 +99,11 @@ def evaluated_rows(rows):
 
 
 def write_per_class_json(rows, path, groups, labelling=None):
+    """The rows, where the groups and counts come from, and the groups (``frequency_groups``: thresholds,
+    categories per group, the empty groups, suggested thresholds and the note: see ``FrequencyGroups``)."""
     with open(path, "w") as f:
         json.dump({"groups_source": groups.source, "image_count_source": groups.count_source, "labelling": labelling,
-                   "ap_unit": "percent", "categories": rows}, f, indent=1)
+                   "frequency_groups": groups.summary(), "ap_unit": "percent", "categories": rows}, f, indent=1)
 
 
 def write_per_class_csv(rows, path):
@@ -136,6 +138,8 @@ def format_per_class_tables(rows, groups, labelling=None):
         )
         out.append(f"{title}:\n{table}")
     notes = [f"groups: {groups.source}"] + ([f"#images: {groups.count_source}"] if groups.count_source else [])
+    if groups.note:
+        notes.append(f"empty groups: {groups.note}")
     if labelling:
         notes.append(f"labelling: {describe_labelling(labelling)}")
     out.append("\n".join(f"({n})" for n in notes))

@@ -25,6 +25,10 @@ rows run exactly today's configs, and the same command runs every method on a us
 datasets. One schedule for all: ``--iters`` (default: the base config's MAX_ITER) for stage 1 and end
 to end; stage 2 keeps its configs' share of that (300 / 1,200), LR steps at the same fractions.
 
+Before the first run the command prints what it will run: each run, what it does and its estimated time, and
+the total; while a run trains, a ``[progress]`` line every ``--progress-every`` seconds (60) gives this run's
+and all runs' time left, from the iterations done and the measured seconds per iteration.
+
 Each finished run writes ``--runs-dir/<suite>/<method>/seed<k>.json`` (metrics, training wall time,
 commit, machine); a re-run skips finished runs, so the table fills over several sittings. Training
 outputs (and the stage-1 weights reused by block 3) go under ``--cache`` (not committed); a stage-1

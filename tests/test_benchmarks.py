@@ -2,6 +2,8 @@
 import os
 import re
 
+import pytest
+
 from conftest import FEW_VAL, few_val_import_file, run_tool
 
 
@@ -81,6 +83,32 @@ def test_long_tail_methods_are_their_configs(tmp_path):
     bs = next(m for m in METHODS if m.name == "bs_decoupled")
     sched = C.schedule_opts(C.config_diff(bs.config), C.build_cfg(LT_BASE), 400)
     assert sched[:4] == ["SOLVER.MAX_ITER", "100", "SOLVER.STEPS", "(50, 80)"]
+
+
+# The configs the README's "which method" table names, and the benchmark row each one trains. A post-hoc
+# row (eval-only, from its stage 1's weights) is one config: its stage 1's training, its own inference.
+RECOMMENDED = {"balanced_softmax_rfs": "mask_rcnn_R18_FPN_balanced_softmax_rfs.yaml",
+               "seesaw_linear_rfs": "mask_rcnn_R18_FPN_seesaw_linear_rfs.yaml",
+               "softmax_rfs+norcal": "mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml"}
+
+
+def test_recommended_configs_are_their_benchmark_rows(monkeypatch):
+    """Each recommended config has exactly the overrides of the benchmark row it stands for (what the
+    measured table ran), so the README's numbers are the file's."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail import configs as C
+    from long_tail.methods import LT, METHODS
+
+    rows = {m.name: m for m in METHODS}
+    for name, config in RECOMMENDED.items():
+        m = rows[name]
+        expected = dict(zip(*[iter(C.config_diff(m.config, opts=m.extra))] * 2))
+        if m.eval_only:  # trained as its stage 1, evaluated as the row
+            s1 = rows[m.stage1]
+            expected = dict(zip(*[iter(C.config_diff(s1.config, opts=s1.extra))] * 2)) | expected
+        got = dict(zip(*[iter(C.config_diff(f"{LT}/{config}"))] * 2))
+        assert got == expected, (name, config)
+        assert m.eval_only or m.config == f"{LT}/{config}", name  # a trained row runs the file itself
 
 
 COCO_DATA = '''
@@ -700,3 +728,127 @@ def test_long_tail_figure_heads_each_block(tmp_path, monkeypatch):
                       ("Seesaw (normed, RFS) (n=2)", "normal"), ("3. from the same stage-1 weights", "bold"),
                       ("Balanced Softmax decoupled (tau 1) (n=2)", "normal")], labels
     assert (tmp_path / "lt.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_long_tail_progress_says_the_whole_commands_time_left(monkeypatch):
+    """While a run trains, a line every --progress-every seconds (at an iteration detectron2 logs): this run's
+    time left from its measured seconds per iteration, and all runs': the runs to come estimated from the
+    defaults scaled by this machine's speed over them (those from records are this machine's already); a run
+    outside the plan (a stage 1 trained again) leaves the plan as it is."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.progress import Progress
+
+    now = [0.0]
+    p = Progress(every_s=60, clock=lambda: now[0])
+    p.plan([("a", 0, 630.0, False), ("b", 0, 100.0, False), ("c", 0, 300.0, True)])
+    p.begin("a", 0, 600, 1.0, 30.0)  # 600 iterations expected at 1 s each, 30 s besides
+    now[0] = 30.0
+    assert p.line(" eta: 0:09:00  iter: 19  total_loss: 1.2  time: 1.5000  last_time: 1.5000  lr: 0.02") is None
+    assert p.line("[d2.data] a line without an iteration") is None
+    now[0] = 70.0  # 20 iterations in 40 s: 2 s/it, twice the expected
+    assert p.line(" eta: 0:18:40  iter: 39  total_loss: 1.1  time: 1.8000  last_time: 2.0000  lr: 0.02") == (
+        "  [progress] a seed 0: iteration 40 of 600 (2.00 s/it); this run ~19m40s left, then 2 more runs; "
+        "all ~28m00s left")  # (600 - 40) x 2 + 30 x 2; + 100 x 2 + 300
+    assert p.factor == 2.0 and p.planned_left() == 500.0
+    now[0] = 100.0
+    assert p.line(" iter: 59  time: 1.8") is None  # the last line was 30 s ago
+    p.end()
+    p.begin("x", 0, 10, 1.0, 0.0)  # a stage 1 trained again for its weights: b and c still to come
+    now[0] = 200.0
+    p.line(" iter: 9  time: 1.0")  # its first line: detectron2's own 1.0 s/it, as expected
+    assert p.left(now[0])[1] == pytest.approx(400.0) and p.factor == 1.0
+    p.end()
+    p.begin("b", 0, 0, 1.0, 20.0)  # a post-hoc row: no iterations, no progress line
+    assert p.line(" iter: 9  time: 1.0") is None and [q[0] for q in p.pending] == ["c"]
+
+
+FAKE_RUN = """
+import json, os, sys, time
+out, iters, lines = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+os.makedirs(out, exist_ok=True)
+with open(os.path.join(out, "metrics.json"), "w") as f:
+    for k in range(iters):
+        time.sleep(0.01)
+        if (k + 1) % 20 == 0 or k == iters - 1:
+            print("[d2.utils.events]: " + lines[k], flush=True)
+            f.write(json.dumps({"iteration": k, "total_loss": 1.0, "time": 0.01}) + "\\n")
+    f.write(json.dumps({f"{t}/{m}": 50.0 for t in ("bbox", "segm") for m in ("AP", "APr", "APc", "APf")}) + "\\n")
+if iters:
+    open(os.path.join(out, "model_final.pth"), "w").close()
+"""
+
+
+def test_long_tail_demo_prints_its_plan_and_progress_with_the_total_time_left(tmp_path, monkeypatch, capsys):
+    """make demo's command (three rows, one seed): the plan first (each run, what it does, its estimate, the
+    total), then [progress] lines with all runs' time left while a run trains; the records are as before.
+    The runs are stand-ins that print detectron2's own metric lines (CommonMetricPrinter) and its outputs."""
+    import argparse
+    import json
+    import logging
+    import sys
+
+    from detectron2.utils.events import CommonMetricPrinter, EventStorage
+
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+
+    lines = []  # detectron2's log line of each iteration
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    printer = CommonMetricPrinter(max_iter=40, window_size=20)
+    level = printer.logger.level
+    printer.logger.addHandler(handler)
+    printer.logger.setLevel(logging.INFO)  # (what setup_logger sets in a training)
+    try:
+        with EventStorage(0) as storage:
+            for k in range(40):
+                storage.iter = k
+                storage.put_scalars(total_loss=1.0, time=0.01, data_time=0.001, lr=0.02)
+                printer.write()
+    finally:
+        printer.logger.removeHandler(handler)
+        printer.logger.setLevel(level)
+    assert "iter: 39" in lines[39] and "time: 0.0100" in lines[39], lines[39]
+
+    args = argparse.Namespace(base_config=LT_BASE, opts=[], iters=40, tag="demo", runs_dir=str(tmp_path / "runs"),
+                              cache=str(tmp_path / "cache"), extra=[], train=None, test=None, seeds=[0], blocks=[1],
+                              methods=["softmax", "softmax+la", "bs_decoupled"], stream=False, progress_every=0)
+    bench = Bench(args)
+    monkeypatch.setattr(Bench, "command", lambda self, m, seed, weights=None: [
+        sys.executable, "-c", FAKE_RUN, self.out_dir(m, seed), str(self.run_iters(m)), json.dumps(lines)])
+    bench.run_all()
+    out = capsys.readouterr().out
+    assert "the runs, one at a time:\n  1. softmax seed 0: softmax (stock head) [block 1: end to end" in out, out
+    assert re.search(r"^  2\. softmax\+la seed 0: .*evaluates softmax's weights .*\(no training\); ~\d+m\d\ds$", out,
+                     re.M), out
+    assert re.search(r"^  3\. bs_decoupled seed 0: .*trains 10 iterations from softmax's weights, then evaluates; "
+                     r"~\d+m\d\ds$", out, re.M), out
+    assert re.search(r"^  in all ~\d+m\d\ds \(estimates: ", out, re.M), out
+    progress = re.findall(r"^  \[progress\] (\S+) seed 0: iteration (\d+) of (\d+) \([0-9.]+ s/it\); this run "
+                          r"~\d+m\d\ds left(, then \d more runs?)?; all ~\d+m\d\ds left$", out, re.M)
+    assert [p[:3] for p in progress] == [("softmax", "20", "40"), ("softmax", "40", "40"),
+                                         ("bs_decoupled", "10", "10")], out
+    assert [p[3] for p in progress] == [", then 2 more runs", ", then 2 more runs", ""], out
+    rec = json.loads((tmp_path / "runs" / "demo_it40" / "bs_decoupled" / "seed0.json").read_text())
+    assert rec["train_iters"] == 10 and rec["metrics"]["bbox/APr"] == 50.0 and rec["stage1"] == "softmax"
+
+
+def test_make_demo_says_what_it_will_do_before_the_environment_set_up():
+    """make demo's first output is one line saying what it is about to do (the set-up, then the runs), before
+    scripts/setup_env.sh runs; then the runner (make -n: nothing is run, nothing installed)."""
+    import subprocess
+
+    from conftest import REPO
+
+    dry = subprocess.run(["make", "-n", "demo", "DEMO_ITERS=40"], cwd=REPO, text=True, capture_output=True,
+                         check=True).stdout
+    commands = re.sub(r"\\\n\t?", "", dry).splitlines()  # (a recipe line continued with a backslash is one command)
+    assert commands[0].startswith("echo ") and "setup_env.sh" in commands[0], dry
+    setup = next(k for k, c in enumerate(commands) if c.startswith("bash scripts/setup_env.sh"))
+    run = next(k for k, c in enumerate(commands) if "benchmarks/long_tail_benchmark.py" in c)
+    assert 0 < setup < run, dry
+    said = subprocess.run(["sh", "-c", commands[0]], text=True, capture_output=True, check=True).stdout
+    assert said == ("make demo: sets up the environment first (.venv, scripts/setup_env.sh: ~3 GB and several minutes "
+                    "the first time, under a second after), then runs softmax softmax+la bs_decoupled on lt_shapes "
+                    "(seed 0, 40 iterations) and tables them side by side (APr: the rare classes)\n"), said

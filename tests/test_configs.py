@@ -67,6 +67,34 @@ def test_every_base_config_has_children():
         assert len(children) >= 2, base
 
 
+# The configs the README's "which method" table names: lt_shapes file -> its LVIS v1 twin
+TWINS = {"mask_rcnn_R18_FPN_balanced_softmax_rfs.yaml": "mask_rcnn_R_50_FPN_1x_balanced_softmax_rfs.yaml",
+         "mask_rcnn_R18_FPN_seesaw_linear_rfs.yaml": "mask_rcnn_R_50_FPN_1x_seesaw_linear_rfs.yaml",
+         "mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml": "mask_rcnn_R_50_FPN_1x_softmax_rfs_norcal.yaml"}
+
+
+def _flat(node, prefix=""):
+    out = {}
+    for k, v in node.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def test_recommended_lvis_configs_are_their_lt_shapes_twins():
+    """Every key an lt_shapes recommended config sets on its base has the same value in its LVIS v1 twin,
+    but the RFS threshold (0.1 on 600 images, LVIS's 0.001) and where the run lives."""
+    lt_base = _flat(build_config(os.path.join(ROOT, "configs", "LTShapes", "Base-MaskRCNN-R18-FPN.yaml"),
+                                 validate=False))
+    for lt, lvis in TWINS.items():
+        a = _flat(build_config(os.path.join(ROOT, "configs", "LTShapes", lt), validate=False))
+        b = _flat(build_config(os.path.join(ROOT, "configs", "LVISv1-InstanceSegmentation", lvis), validate=False))
+        method = {k: v for k, v in a.items()
+                  if v != lt_base[k] and k not in ("OUTPUT_DIR", "DATALOADER.REPEAT_THRESHOLD")}
+        assert method and {k: b[k] for k in method} == method, (lt, lvis)
+        assert a["DATALOADER.REPEAT_THRESHOLD"] == 0.1 and b["DATALOADER.REPEAT_THRESHOLD"] == 0.001, lvis
+        assert b["DATALOADER.SAMPLER_TRAIN"] == "RepeatFactorTrainingSampler", lvis
+
+
 @pytest.mark.parametrize("path", STEPPED, ids=[os.path.relpath(p, ROOT) for p in STEPPED])
 def test_config_builds_and_trains_one_iteration(path):
     cfg = build_config(path)  # as written: datasets must be registered, weights well-formed

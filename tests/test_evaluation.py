@@ -391,3 +391,13 @@ def test_streamed_shards_equal_one_batch(lvis_gts, fake_results, monkeypatch):
     streamed = evaluate(lvis_gts["fast"], fake_results)
     for iou_type in ("bbox", "segm"):
         assert_metrics_equal(streamed[iou_type], batch[iou_type], tol=1e-12)
+
+
+def test_tertiles_split_the_training_counts_in_three_non_empty_groups():
+    from balms_eval.groups import group_of, tertiles
+
+    for counts, expected, sizes in (([1, 3, 12], (1, 3), [1, 1, 1]), (list(range(1, 41)), (14, 27), [14, 13, 13]),
+                                    ([1, 1, 1, 1, 1, 1, 5, 9], (1, 5), [6, 1, 1]), ([0, 1, 2], (0, 1), [1, 1, 1])):
+        assert tertiles(counts) == expected
+        assert [sum(group_of(c, expected) == g for c in counts) for g in "rcf"] == sizes
+    assert tertiles([5, 5, 9]) is None and tertiles([]) is None  # fewer than three values: no split in three

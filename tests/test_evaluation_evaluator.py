@@ -374,3 +374,65 @@ def test_cli_on_coco_format_with_train_gt_imports_no_torch(lvis_eval_tool, lt_sh
     assert "exhaustive labelling" in proc.stdout and "rare <= 5 < common <= 50" in proc.stdout
     with pytest.raises(SystemExit, match="pass --train-gt"):  # (in-process: only the message is checked)
         lvis_eval_tool.main(args[4:])
+
+
+def _small_coco(path, images_per_class):
+    """A COCO-format file: class c (id c + 1) in images_per_class[c] images, one 10 x 10 box each."""
+    images, anns = [], []
+    for c, n in enumerate(images_per_class):
+        for _ in range(n):
+            i = len(images) + 1
+            images.append({"id": i, "file_name": f"{i}.png", "height": 32, "width": 32})
+            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": c + 1, "bbox": [4.0, 6.0, 10.0, 10.0],
+                         "area": 100.0, "iscrowd": 0})
+    cats = [{"id": c + 1, "name": f"class{c + 1}"} for c in range(len(images_per_class))]
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return {"images": images, "annotations": anns}
+
+
+def test_an_empty_frequency_group_is_said_in_the_log_and_the_per_class_outputs(tmp_path, caplog):
+    """A small COCO-format set under LVIS's thresholds has no frequent class: APf stays NaN (the mean over no
+    class), and the log, the per-class table and per_class_ap.json say which group is empty, the largest
+    training count, and thresholds that split the classes (the tertiles of their training image counts)."""
+    import logging
+    import uuid
+
+    from detectron2.data.datasets import register_coco_instances
+
+    tag = uuid.uuid4().hex[:6]
+    _small_coco(tmp_path / "train.json", [1, 3, 12])
+    val = _small_coco(tmp_path / "val.json", [1, 1, 1])
+    register_coco_instances(f"small_train_{tag}", {}, str(tmp_path / "train.json"), str(tmp_path))
+    register_coco_instances(f"small_val_{tag}", {}, str(tmp_path / "val.json"), str(tmp_path))
+    inputs = [{"image_id": im["id"], "height": 32, "width": 32} for im in val["images"]]
+    outputs = []
+    for a in val["annotations"]:  # the ground truth as detections
+        inst = Instances((32, 32))
+        inst.pred_boxes = Boxes(torch.tensor([[4.0, 6.0, 14.0, 16.0]]))
+        inst.scores = torch.ones(1)
+        inst.pred_classes = torch.tensor([a["category_id"] - 1])
+        outputs.append({"instances": inst})
+
+    def evaluate(out, thresholds):
+        ev = LVISEvaluator(f"small_val_{tag}", ("bbox",), distributed=False, output_dir=str(out),
+                           train_datasets=[f"small_train_{tag}"], frequency_thresholds=thresholds)
+        ev.reset()
+        ev.process(inputs, outputs)
+        with caplog.at_level(logging.INFO, logger="balms_det.evaluation.lvis_evaluation"):
+            caplog.clear()
+            return ev.evaluate()["bbox"], json.loads((out / "per_class_ap.json").read_text())["frequency_groups"]
+
+    res, groups = evaluate(tmp_path / "lvis", (10, 100))
+    assert math.isnan(res["APf"]) and res["APr"] == pytest.approx(100.0) and res["APc"] == pytest.approx(100.0)
+    note = ("no category is frequent (> 100 training images) under the frequency thresholds [10, 100] "
+            "(TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS; LVISEvaluator's frequency_thresholds), so APf is NaN: the 3 "
+            "classes have 1 to 12 training images (the most: 'class3'); [1, 3], the tertiles of those counts, "
+            "would put 1 / 1 / 1 of them in rare / common / frequent")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [f"Frequency groups: {note}"], warnings
+    assert f"(empty groups: {note})" in caplog.text  # under the per-class tables
+    assert groups == {"thresholds": [10, 100], "categories": {"r": 2, "c": 1, "f": 0}, "empty": ["f"],
+                      "suggested_thresholds": [1, 3], "note": note}
+    res, groups = evaluate(tmp_path / "split", (1, 3))  # the suggested thresholds: every group has its class
+    assert all(res[k] == pytest.approx(100.0) for k in ("APr", "APc", "APf")), res
+    assert groups["empty"] == [] and groups["note"] is None and "Frequency groups" not in caplog.text

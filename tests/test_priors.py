@@ -361,3 +361,79 @@ def test_number_of_images_counted_from_the_json_without_loading_the_dataset(tmp_
     DatasetCatalog.register(name, never)
     p = class_prior(name, source="metadata", num_classes=2, need_num_images=True)
     assert p.counts.tolist() == [3.0, 5.0] and p.num_images == 17
+
+
+# ------------------------------------------------------------------ own data: COCO-format files
+def _coco_json(path, num_classes=3):
+    """A COCO-format file: categories without 'image_count' (what register_coco_instances users have)."""
+    data = {"images": [{"id": 1, "file_name": "a.png", "height": 8, "width": 8}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4, "iscrowd": 0}],
+            "categories": [{"id": i, "name": f"class{i}"} for i in range(1, num_classes + 1)]}
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def _register_coco(path):
+    from detectron2.data.datasets import register_coco_instances
+
+    name = f"prior_coco_{uuid.uuid4().hex[:8]}"
+    register_coco_instances(name, {}, _coco_json(path), str(path.parent))
+    return name
+
+
+def test_json_prior_of_a_coco_file_names_the_sources_that_count_it(tmp_path):
+    """MODEL.BALMS.PRIOR.SOURCE json (the default) on a COCO-format training set: the prior's error says
+    which sources count it, in the config's keys; the source it names works."""
+    from balms_det.modeling.deferred_prior import deferred_prior_from_config
+
+    cfg = get_cfg()
+    add_balms_config(cfg)
+    cfg.DATASETS.TRAIN = (_register_coco(tmp_path / "train.json"),)
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
+    fix = "set MODEL.BALMS.PRIOR.SOURCE dataset (counts the training annotations) or metadata"
+    for compute in (class_prior_from_config, lambda c: deferred_prior_from_config(c)(3)):
+        with pytest.raises(ValueError) as info:
+            compute(cfg)
+        msg = str(info.value)
+        assert fix in msg and "train.json have no 'image_count' field (3 of 3, e.g. id 1 'class1'" in msg, msg
+        assert "not in the loaded weights" not in msg and "\n" not in msg, msg  # one fix, the one that applies
+    cfg.MODEL.BALMS.PRIOR.SOURCE = "dataset"
+    assert class_prior_from_config(cfg).counts.tolist() == [1.0, 1.0, 1.0]  # class 1 seen once, 2 and 3: MIN_COUNT
+
+
+YAML_KEY = r"[A-Z]{2,}[A-Z_]*\.[A-Z]|NUM_CLASSES|NUM_IMAGES|MIN_COUNT|SAMPLER_TRAIN"
+
+
+def test_python_prior_errors_name_the_arguments_not_yaml_keys(tmp_path):
+    """class_prior / deferred_class_prior (Python configs) say what to pass, in their arguments' names:
+    no message names a YAML key."""
+    import re
+
+    from balms_det.modeling.deferred_prior import deferred_class_prior
+    from balms_det.modeling.priors import class_prior
+
+    coco = _register_coco(tmp_path / "train.json")
+    lvis = _register(_lvis_json(tmp_path / "lvis.json", [3, 1, 2], [3, 1, 2]), dicts=[{"annotations": []}])
+    rfs = "RepeatFactorTrainingSampler"
+    cases = [  # (call, what the message must say)
+        (lambda: deferred_class_prior(datasets=coco)(3), "set source='dataset' (counts the training annotations)"),
+        (lambda: class_prior(json_file=str(tmp_path / "train.json"), num_classes=3), "datasets=..., source='dataset'"),
+        (lambda: class_prior(counts=[1, 2], num_classes=3), "num_classes=3"),
+        (lambda: class_prior(lvis, sampler=rfs, counts=[1, 2, 3], num_classes=3), "json_file= / counts="),
+        (lambda: class_prior(sampler=rfs, num_classes=3), "(datasets=)"),
+        (lambda: class_prior(lvis, sampler=rfs, num_images=5, num_classes=3), "set num_images=0"),
+        (lambda: class_prior(lvis, sampler="WeightedTrainingSampler", num_classes=3), "sampler=None"),
+        (lambda: class_prior(lvis, sampler=rfs), "(num_classes=)"),
+        (lambda: class_prior(coco, source="dataset"), "(num_classes=)"),
+        (lambda: class_prior(source="list", num_classes=3), "(counts=)"),
+        (lambda: class_prior((), source="json", num_classes=3), "(datasets=)"),
+        (lambda: class_prior(counts=[1, 0, 3], num_classes=3, min_count=0), "min_count=0"),
+        (lambda: class_prior(counts=[1, 2, 3], num_classes=3, need_num_images=True), "(num_images=)"),
+        (lambda: deferred_class_prior(datasets="prior_test_not_registered", source="dataset")(3),
+         "give the counts (counts=[one per class])"),
+    ]
+    for k, (call, says) in enumerate(cases):
+        with pytest.raises((ValueError, KeyError)) as info:
+            call()
+        msg = str(info.value)
+        assert says in msg and not re.search(YAML_KEY, msg), (k, msg[:600])

@@ -172,6 +172,37 @@ def test_an_unregistered_dataset_is_named_with_the_closest_registered():
     assert "'lt_shapes_val'" in msg and "json_file" not in msg
 
 
+def test_a_json_prior_on_a_coco_training_set_is_refused_naming_the_sources_that_count_it(tmp_path):
+    """register_coco_instances data and MODEL.BALMS.PRIOR.SOURCE json (the default): refused before anything is
+    built (only the file's categories are read), naming the sources that count it; a head or loss that needs no
+    prior, and the sources it names, pass; a lazily made set (lt_shapes) is not made to check it."""
+    import json
+
+    from detectron2.data.datasets import register_coco_instances
+
+    name = f"own_coco_{uuid.uuid4().hex[:8]}"
+    cats = [{"id": i, "name": f"class{i}"} for i in (1, 2, 3)]
+    (tmp_path / "train.json").write_text(json.dumps({"images": [], "annotations": [], "categories": cats}))
+    register_coco_instances(name, {}, str(tmp_path / "train.json"), str(tmp_path))
+    opts = ["DATASETS.TRAIN", f"('{name}',)", *NO_TEST, "MODEL.ROI_HEADS.NUM_CLASSES", "3"]
+    msg = refused(BALANCED, opts, "MODEL.BALMS.PRIOR.SOURCE")
+    assert msg.startswith(f"MODEL.BALMS.PRIOR.SOURCE 'json': DATASETS.TRAIN '{name}': the categories of ") and \
+        "have no 'image_count' field (3 of 3, e.g. id 1 'class1'" in msg, msg
+    assert msg.endswith("valid: MODEL.BALMS.PRIOR.SOURCE dataset (counts the training annotations) or metadata "
+                        "(the training sets' metadata class_image_count), or list with MODEL.BALMS.PRIOR.COUNTS"), msg
+    for more in (["MODEL.BALMS.PRIOR.SOURCE", "dataset"], ["MODEL.BALMS.PRIOR.SOURCE", "metadata"],
+                 ["MODEL.BALMS.CLS_LOSS", "softmax"],  # a loss that keeps no prior
+                 ["MODEL.BALMS.PRIOR.SAMPLER", "train", "DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler"]):
+        build_config(BALANCED, opts + more)
+    build_config(SOFTMAX, opts)  # the stock head
+    from balms_det.data import register_lt_shapes
+
+    lazy = f"lt_shapes_never_generated_{uuid.uuid4().hex[:8]}"
+    register_lt_shapes(lazy, "train", str(tmp_path / "never_generated"))
+    build_config(BALANCED, ["DATASETS.TRAIN", f"('{lazy}',)", *NO_TEST])
+    assert not (tmp_path / "never_generated").exists()
+
+
 def test_python_config_dataset_names_and_trainable_patterns():
     from balms_det.config_validation import validate_lazy_config
 

@@ -7,7 +7,9 @@
 Prints AP, AP50, AP75, APs/m/l and APr/APc/APf per IoU type (percent, as detectron2 reports
 them) and per-class tables per frequency group. LVIS files carry each category's group; for other
 files the groups come from --train-gt's training images per class. Ground truth with LVIS's
-federated fields is scored by LVIS's rules, other ground truth exhaustively (COCO's rules). With
+federated fields is scored by LVIS's rules, other ground truth exhaustively (COCO's rules). A group made
+from the training counts that has no category (its AP is NaN) is said in a note, with thresholds that
+would split the classes (the tertiles of their training image counts). With
 --output, writes DIR/metrics.json ({"bbox": {"AP": .., "APr": .., ...}, "segm": {...}}) and
 DIR/per_class_ap.{json,csv,png}. An input file that cannot be used (missing, unreadable, not JSON,
 not a COCO/LVIS annotation file, an invalid detection) ends the run with exit status 1 and one line,
@@ -74,7 +76,8 @@ def main(argv=None):
         gt = LVISGroundTruth(args.gt, args.backend, image_counts=counts, count_source=count_source,
                              count_categories=count_categories, count_file=args.train_gt,
                              thresholds=args.frequency_thresholds,
-                             missing_counts_hint="pass --train-gt TRAIN.json (a COCO/LVIS-format training file)")
+                             missing_counts_hint="pass --train-gt TRAIN.json (a COCO/LVIS-format training file)",
+                             thresholds_name="--frequency-thresholds")
         res = evaluate(gt, results, iou_types, max_dets_per_image=args.max_dets)
     except InputFileError as e:  # an annotation file (its path first)
         sys.exit(f"error: {e}")
@@ -89,6 +92,8 @@ def main(argv=None):
         print(f"\n{iou_type} ({args.backend} backend, {gt.labelling} labelling, {len(results)} detections, "
               f"max {args.max_dets}/image):")
         print(format_metrics(percent))
+    if gt.groups.note:  # a frequency group without a category: its AP is NaN
+        print(f"\nnote: {gt.groups.note}")
     print(f"\nread and evaluated in {time.perf_counter() - t0:.2f} s")
 
     written = []

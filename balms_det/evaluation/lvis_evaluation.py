@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 COUNTS_HINT = ("set cfg.DATASETS.TRAIN to the registered training set(s): their metadata 'class_image_count' "
                "is read, or else their annotations are counted (or pass image_counts to LVISEvaluator)")
+THRESHOLDS_NAME = "TEST.LVIS_EVAL.FREQUENCY_THRESHOLDS; LVISEvaluator's frequency_thresholds"
 
 
 def instances_to_columns(instances, image_id):
@@ -62,9 +63,10 @@ class LVISEvaluator(DatasetEvaluator):
     ``max_dets_per_image`` best detections. Ground truth with LVIS's federated fields is scored by
     LVIS's rules, other ground truth exhaustively (COCO's rules, crowd regions ignored). Categories
     without an LVIS ``frequency`` are grouped by ``image_counts`` (training images) and
-    ``frequency_thresholds``. Also: a ``backend`` ("fast": hotcoco; "lvis": lvis-api / pycocotools),
-    per-class JSON/CSV/PNG in ``output_dir``, and the scalars put to the current EventStorage (if
-    any) as ``{task}/{metric}``.
+    ``frequency_thresholds``; a group left without a category (its AP is NaN) is logged, with thresholds
+    that would split the classes, and written to per_class_ap.json (``frequency_groups``). Also: a
+    ``backend`` ("fast": hotcoco; "lvis": lvis-api / pycocotools), per-class JSON/CSV/PNG in
+    ``output_dir``, and the scalars put to the current EventStorage (if any) as ``{task}/{metric}``.
     """
 
     def __init__(self, dataset_name, tasks=None, distributed=True, output_dir=None, *,
@@ -115,7 +117,7 @@ class LVISEvaluator(DatasetEvaluator):
         json_file = PathManager.get_local_path(self._metadata.json_file)
         self._gt = LVISGroundTruth(json_file, settings["backend"], image_counts=image_counts,
                                    count_source=image_count_source, thresholds=settings["frequency_thresholds"],
-                                   missing_counts_hint=COUNTS_HINT)
+                                   missing_counts_hint=COUNTS_HINT, thresholds_name=THRESHOLDS_NAME)
         logger.info("%s: %s labelling; frequency groups from %s", dataset_name, self._gt.labelling,
                     self._gt.groups.source if self._gt.groups else "(none: no annotations)")
         # Test-set files have no annotations (evaluated by a server).
@@ -164,6 +166,8 @@ class LVISEvaluator(DatasetEvaluator):
         self._results = OrderedDict((task, res[task].metrics_percent()) for task in sorted(tasks))
         for task, metrics in self._results.items():
             logger.info("Evaluation results for %s: \n%s", task, format_metrics(metrics))
+        if self._gt.groups.note:  # a frequency group without a category: its AP is NaN
+            logger.warning("Frequency groups: %s", self._gt.groups.note)
         if self._per_class:
             self._report_per_class({task: r.per_class_ap for task, r in res.items()})
         self._put_scalars()

@@ -9,7 +9,7 @@ from detectron2.utils import comm
 
 from .cls_losses.base import ClsLoss
 from .ddp import unwrap
-from .priors import class_prior, class_prior_from_config
+from .priors import CONFIG_NAMES, PYTHON_NAMES, MissingCountsError, class_prior, class_prior_from_config
 
 __all__ = ["DeferredPrior", "deferred_class_prior", "deferred_prior_from_config", "resolve_priors"]
 
@@ -17,11 +17,14 @@ __all__ = ["DeferredPrior", "deferred_class_prior", "deferred_prior_from_config"
 class DeferredPrior:
     """A class prior computed when first needed, once: ``fn(num_classes, need_num_images) -> ClassPrior``.
     Building a model with one reads nothing (so inference needs no training set: a trained model's
-    checkpoint carries its prior); the losses sharing it (a cascade's stages) compute it once."""
+    checkpoint carries its prior); the losses sharing it (a cascade's stages) compute it once. ``names``:
+    what its errors call the settings (:data:`~.priors.CONFIG_NAMES`, or a Python config's
+    :data:`~.priors.PYTHON_NAMES`)."""
 
-    def __init__(self, fn, description=""):
+    def __init__(self, fn, description="", names=CONFIG_NAMES):
         self._fn = fn
         self.description = description
+        self.names = names
         self._computed = {}
 
     def __call__(self, num_classes=None, need_num_images=False):
@@ -29,11 +32,14 @@ class DeferredPrior:
         if key not in self._computed:
             try:
                 self._computed[key] = self._fn(num_classes, need_num_images)
+            except MissingCountsError as e:  # the source lacks the counts: its message names the sources that have them
+                raise MissingCountsError(f"The class prior ({self.description}) could not be computed: {e}") from e
             except (ValueError, KeyError, FileNotFoundError, OSError) as e:
+                n = self.names
+                counts = "counts=[one per class]" if n.python else f"{n.set('source', 'list')}, {n.counts}"
                 raise type(e)(f"The class prior ({self.description}) is not in the loaded weights and could not be "
                               f"computed: {e}. Load weights trained with this loss (a checkpoint carries its prior), "
-                              "register the training set, or give the counts (MODEL.BALMS.PRIOR.SOURCE list, "
-                              "PRIOR.COUNTS)") from e
+                              f"register the training set, or give the counts ({counts})") from e
         return self._computed[key]
 
     def __repr__(self):
@@ -49,14 +55,15 @@ def deferred_class_prior(datasets=(), **kwargs) -> DeferredPrior:
         kw["need_num_images"] = kw.get("need_num_images", False) or need_num_images
         return class_prior(datasets, **kw)
 
-    return DeferredPrior(fn, f"class_prior of {datasets!r}")
+    return DeferredPrior(fn, f"class_prior of {datasets!r}", kwargs.get("names", PYTHON_NAMES))
 
 
 def deferred_prior_from_config(cfg) -> DeferredPrior:
     """:func:`class_prior_from_config` of a copy of ``cfg``, computed when first needed."""
     cfg = cfg.clone()
+    source, train = cfg.MODEL.BALMS.PRIOR.SOURCE, list(cfg.DATASETS.TRAIN)
     return DeferredPrior(lambda num_classes, need: class_prior_from_config(cfg, num_classes, need),
-                         f"MODEL.BALMS.PRIOR {cfg.MODEL.BALMS.PRIOR.SOURCE} of DATASETS.TRAIN {list(cfg.DATASETS.TRAIN)}")
+                         f"MODEL.BALMS.PRIOR {source} of DATASETS.TRAIN {train}", CONFIG_NAMES)
 
 
 def resolve_priors(model, override=False):

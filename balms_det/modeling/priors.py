@@ -24,6 +24,12 @@ Several training datasets: counts (and image numbers) are summed. A count vector
 from ``MODEL.ROI_HEADS.NUM_CLASSES`` raises ``ValueError``. A class with zero training samples would
 give ``log 0``: its count is replaced by ``MODEL.BALMS.PRIOR.MIN_COUNT`` (default 1, i.e. "as if seen
 once") and a warning names the classes; counts are therefore always finite and positive.
+
+Errors name what the user writes: a YAML config's keys (:data:`CONFIG_NAMES`, the default and
+:func:`class_prior_from_config`'s) or, from :func:`class_prior` / ``deferred_class_prior`` in a Python
+config, their arguments (:data:`PYTHON_NAMES`). A source that lacks the counts (a COCO-format file under
+``"json"``, metadata without ``class_image_count``) raises :class:`MissingCountsError`, which says which
+source has them.
 """
 import inspect
 import logging
@@ -41,6 +47,10 @@ from ..data.samplers import ClassBalancedSampler
 
 __all__ = [
     "ClassPrior",
+    "MissingCountsError",
+    "PriorNames",
+    "CONFIG_NAMES",
+    "PYTHON_NAMES",
     "PRIOR_SOURCES",
     "counts_from_lvis_json",
     "counts_from_metadata",
@@ -61,6 +71,60 @@ PRIOR_SAMPLERS = ("none", "train")  # MODEL.BALMS.PRIOR.SAMPLER
 SAMPLERS_WITH_PRIOR = ("TrainingSampler", "RepeatFactorTrainingSampler", "ClassBalancedSampler")
 
 
+@dataclass(frozen=True)
+class PriorNames:
+    """What the prior's errors call its settings, so that a message names what the user writes: a YAML
+    config's keys, or :func:`class_prior`'s arguments (``python``)."""
+
+    datasets: str
+    source: str
+    counts: str
+    num_images: str
+    num_classes: str
+    min_count: str
+    python: bool
+
+    def name(self, setting):
+        """``setting`` (a field name) as the user writes it: ``MODEL.BALMS.PRIOR.COUNTS`` / ``counts=``."""
+        return getattr(self, setting) + ("=" if self.python else "")
+
+    def set(self, setting, value):
+        """``setting`` given ``value``: ``MODEL.BALMS.PRIOR.SOURCE dataset`` / ``source='dataset'``."""
+        return f"{getattr(self, setting)}={value!r}" if self.python else f"{getattr(self, setting)} {value}"
+
+
+CONFIG_NAMES = PriorNames("DATASETS.TRAIN", "MODEL.BALMS.PRIOR.SOURCE", "MODEL.BALMS.PRIOR.COUNTS",
+                          "MODEL.BALMS.PRIOR.NUM_IMAGES", "MODEL.ROI_HEADS.NUM_CLASSES", "MODEL.BALMS.PRIOR.MIN_COUNT",
+                          python=False)
+PYTHON_NAMES = PriorNames("datasets", "source", "counts", "num_images", "num_classes", "min_count", python=True)
+
+
+class MissingCountsError(ValueError):
+    """The prior's source has no counts for these classes (a COCO-format file under source "json", metadata
+    without ``class_image_count``); the message says which source has them."""
+
+
+def missing_counts_problem(json_file, categories, count="image_count"):
+    """What is wrong when ``categories`` (an annotation file's) lack the field ``count``, in words; None when
+    every category has it."""
+    missing = [c for c in categories if count not in c]
+    if not missing:
+        return None
+    shown = ", ".join(f"{c['id']} {c['name']!r}" if "name" in c else str(c["id"]) for c in missing[:3])
+    return (f"the categories of {json_file} have no {count!r} field ({len(missing)} of {len(categories)}, e.g. id "
+            f"{shown}): a COCO-format file (only LVIS files count the images of each category)")
+
+
+def count_source_fix(names=CONFIG_NAMES, source="json"):
+    """The other sources of the counts (the fix of a :class:`MissingCountsError` of ``source``):
+    ``MODEL.BALMS.PRIOR.SOURCE dataset (...) or metadata (...), or list with ...``."""
+    what = {"dataset": "counts the training annotations", "metadata": "the training sets' metadata class_image_count"}
+    others = [s for s in what if s != source]
+    if names.python:
+        return " or ".join(f"source={s!r} ({what[s]})" for s in others) + ", or counts=[one per class]"
+    return f"{names.source} " + " or ".join(f"{s} ({what[s]})" for s in others) + f", or list with {names.counts}"
+
+
 @dataclass
 class ClassPrior:
     counts: torch.Tensor  # (K,) float64, finite and > 0
@@ -69,10 +133,8 @@ class ClassPrior:
     def image_freq(self):
         """``p_j = n_j / number of training images`` (the sigmoid variant's prior)."""
         if not self.num_images:
-            raise ValueError(
-                "The number of training images is unknown for this prior source; "
-                "set MODEL.BALMS.PRIOR.NUM_IMAGES."
-            )
+            raise ValueError("The number of training images is unknown for this prior source; set "
+                             "MODEL.BALMS.PRIOR.NUM_IMAGES (a Python config: class_prior's num_images=)")
         return self.counts / float(self.num_images)
 
 
@@ -91,15 +153,17 @@ def counts_from_lvis_json(json_file, count="image_count", id_map=None, need_num_
 
     id_map: dataset category id -> contiguous id; default LVIS's ``id - 1`` if the ids are
     ``1..K``, otherwise the rank of the sorted ids (detectron2's COCO convention).
+
+    A file whose categories lack ``count`` (COCO format) raises :class:`MissingCountsError`.
     """
     from balms_eval.json_categories import MissingKeyError, count_json_images, read_json_categories
 
     _check_kind(count)
     local_file = PathManager.get_local_path(json_file)
     cats = read_json_categories(local_file)
-    missing = [c["id"] for c in cats if count not in c]
-    if missing:
-        raise ValueError(f"{json_file}: categories {missing[:5]}... have no {count!r} field")
+    problem = missing_counts_problem(json_file, cats, count)
+    if problem:
+        raise MissingCountsError(problem)
     if id_map is None:
         ids = sorted(c["id"] for c in cats)
         id_map = {i: r for r, i in enumerate(ids)}
@@ -122,10 +186,10 @@ def counts_from_metadata(meta, count="image_count"):
     _check_kind(count)
     entries = meta.get("class_image_count", None)
     if entries is None:
-        raise ValueError(f"Metadata of {meta.name!r} has no 'class_image_count'")
+        raise MissingCountsError(f"the metadata of {meta.name!r} has no 'class_image_count'")
     entries = sorted(entries, key=lambda x: x["id"])
     if any(count not in e for e in entries):
-        raise ValueError(f"Metadata 'class_image_count' of {meta.name!r} has no {count!r} entries")
+        raise MissingCountsError(f"the metadata 'class_image_count' of {meta.name!r} has no {count!r} entries")
     counts = torch.tensor([float(e[count]) for e in entries], dtype=torch.float64)
     return counts, meta.get("num_images", None)
 
@@ -141,7 +205,8 @@ def counts_from_dataset_dicts(dicts, num_classes, count="image_count", weights=N
     found = count_per_class((d.get("annotations", []) for d in dicts), count, per_image)
     bad = sorted(c for c in found if not 0 <= c < num_classes)
     if bad:
-        raise ValueError(f"category_id {bad[0]} out of range for NUM_CLASSES={num_classes}")
+        raise ValueError(f"category_id {bad[0]} of the dataset dicts out of range for {num_classes} classes "
+                         f"(contiguous ids 0..{num_classes - 1})")
     counts = torch.zeros(num_classes, dtype=torch.float64)
     for c, n in found.items():
         counts[c] = float(n)
@@ -167,28 +232,29 @@ def sampler_image_weights(dicts, sampler, repeat_threshold=0.0, repeat_sqrt=True
                      f"not DATALOADER.SAMPLER_TRAIN {sampler!r}; set MODEL.BALMS.PRIOR.SAMPLER none")
 
 
-def _check_length(counts, num_classes, name):
+def _check_length(counts, num_classes, name, names=CONFIG_NAMES):
     if num_classes is not None and counts.numel() != num_classes:
         raise ValueError(
-            f"Class prior {name!r} has {counts.numel()} entries but MODEL.ROI_HEADS.NUM_CLASSES is "
-            f"{num_classes}; the prior must have one count per foreground class."
+            f"Class prior {name!r} has {counts.numel()} entries but {names.set('num_classes', num_classes)}; "
+            "the prior must have one count per foreground class."
         )
 
 
-def sanitize_counts(counts, num_classes, min_count=1.0, name="prior"):
+def sanitize_counts(counts, num_classes, min_count=1.0, name="prior", names=CONFIG_NAMES):
     """Length check, then zero counts -> ``min_count`` (logged). Returns float64 counts."""
     counts = torch.as_tensor(counts, dtype=torch.float64).flatten()
-    _check_length(counts, num_classes, name)
+    _check_length(counts, num_classes, name, names)
     if not torch.isfinite(counts).all() or (counts < 0).any():
         raise ValueError(f"Class prior {name!r} has negative or non-finite counts")
     zero = (counts <= 0).nonzero().flatten().tolist()
     if zero:
         if min_count <= 0:
-            raise ValueError(f"Class prior {name!r}: classes {zero} have zero count and MIN_COUNT <= 0")
+            raise ValueError(f"Class prior {name!r}: classes {zero} have zero count and "
+                             f"{names.set('min_count', min_count)}; give a count > 0 for them")
         logger.warning(
             f"Class prior {name!r}: {len(zero)} class(es) have no training samples "
             f"(contiguous ids {zero[:20]}{'...' if len(zero) > 20 else ''}); using count "
-            f"{min_count} for them (MODEL.BALMS.PRIOR.MIN_COUNT) so that log n stays finite."
+            f"{min_count} for them ({names.name('min_count')}) so that log n stays finite."
         )
         counts = counts.clone()
         counts[zero] = float(min_count)
@@ -210,6 +276,7 @@ def load_class_prior(
     num_images: int = 0,
     min_count: float = 1.0,
     need_num_images: bool = True,
+    names: PriorNames = CONFIG_NAMES,
 ) -> ClassPrior:
     """
     Class counts from ``source`` (see module doc), summed over ``dataset_names``.
@@ -217,37 +284,46 @@ def load_class_prior(
     Args:
         num_images: if > 0, overrides the number of training images given by the source.
         need_num_images: the json source counts the file's images only when asked (a pass over them).
+        names: what the errors call the settings (:data:`CONFIG_NAMES` or :data:`PYTHON_NAMES`).
     """
     if source not in PRIOR_SOURCES:
-        raise ValueError(f"Unknown prior source {source!r}; expected one of {PRIOR_SOURCES}")
+        raise ValueError(f"Unknown prior source {names.set('source', source)}; expected one of {PRIOR_SOURCES}")
     if isinstance(dataset_names, str):
         dataset_names = [dataset_names]
     if source == "list":
         if not counts:
-            raise ValueError("PRIOR.SOURCE 'list' needs MODEL.BALMS.PRIOR.COUNTS")
+            raise ValueError(f"{names.set('source', 'list')} needs the counts, one per class ({names.name('counts')})")
         total, n_img = torch.tensor(list(counts), dtype=torch.float64), None
     else:
         if not dataset_names:
-            raise ValueError(f"PRIOR.SOURCE {source!r} needs at least one training dataset")
+            raise ValueError(f"{names.set('source', source)} needs at least one training dataset "
+                             f"({names.name('datasets')})")
         total, n_img = None, 0
         for name in dataset_names:
             meta = MetadataCatalog.get(name)
-            if source == "json":
-                json_file = meta.get("json_file", None)
-                if json_file is None:
-                    raise ValueError(f"Dataset {name!r} has no metadata 'json_file' for PRIOR.SOURCE json")
-                c, n = counts_from_lvis_json(json_file, count, _json_id_map(meta), need_num_images)
-            elif source == "metadata":
-                c, n = counts_from_metadata(meta, count)
-            else:
-                if num_classes is None:
-                    raise ValueError("PRIOR.SOURCE 'dataset' needs num_classes")
-                c, n = counts_from_dataset_dicts(DatasetCatalog.get(name), num_classes, count)
-            _check_length(c, num_classes, name)
+            try:
+                if source == "json":
+                    json_file = meta.get("json_file", None)
+                    if json_file is None:  # registered without an annotation file: the other sources count it
+                        error = MissingCountsError if name in DatasetCatalog.list() else ValueError
+                        raise error(f"dataset {name!r} has no metadata 'json_file' to read the counts of"
+                                    + ("" if error is MissingCountsError else " (it is not registered)"))
+                    c, n = counts_from_lvis_json(json_file, count, _json_id_map(meta), need_num_images)
+                elif source == "metadata":
+                    c, n = counts_from_metadata(meta, count)
+                else:
+                    if num_classes is None:
+                        raise ValueError(f"{names.set('source', 'dataset')} needs the number of classes "
+                                         f"({names.name('num_classes')})")
+                    c, n = counts_from_dataset_dicts(DatasetCatalog.get(name), num_classes, count)
+            except MissingCountsError as e:
+                fix = count_source_fix(names, source)
+                raise MissingCountsError(f"{names.set('source', source)}: {e}; set {fix}") from None
+            _check_length(c, num_classes, name, names)
             total = c if total is None else total + c
             n_img = None if (n is None or n_img is None) else n_img + n
-    name = "MODEL.BALMS.PRIOR.COUNTS" if source == "list" else "+".join(dataset_names)
-    total = sanitize_counts(total, num_classes, min_count, name=name)
+    name = names.counts if source == "list" else "+".join(dataset_names)
+    total = sanitize_counts(total, num_classes, min_count, name=name, names=names)
     if num_images > 0:
         n_img = int(num_images)
     logger.info(
@@ -257,11 +333,15 @@ def load_class_prior(
     return ClassPrior(counts=total, num_images=n_img)
 
 
-def _sampler_prior(names, sampler, count, num_classes, repeat_threshold, repeat_sqrt, filter_empty, min_count):
-    """The expected counts of one pass of ``sampler`` over the training dicts of ``names``."""
-    dicts = get_detection_dataset_dicts(list(names), filter_empty=filter_empty)
+def _sampler_prior(datasets, sampler, count, num_classes, repeat_threshold, repeat_sqrt, filter_empty, min_count,
+                   names=CONFIG_NAMES):
+    """The expected counts of one pass of ``sampler`` over the training dicts of ``datasets``."""
     if num_classes is None:
-        raise ValueError("The sampler's prior needs num_classes")
+        raise ValueError(f"The sampler's prior needs the number of classes ({names.name('num_classes')})")
+    if names.python and sampler not in SAMPLERS_WITH_PRIOR:
+        raise ValueError(f"The sampler's prior knows the samplers {SAMPLERS_WITH_PRIOR}, not sampler={sampler!r}; "
+                         "give sampler=None for the training sets' own counts")
+    dicts = get_detection_dataset_dicts(list(datasets), filter_empty=filter_empty)
     weights = sampler_image_weights(dicts, sampler, repeat_threshold, repeat_sqrt)
     raw, _ = counts_from_dataset_dicts(dicts, num_classes, count)
     expected, n_img = counts_from_dataset_dicts(dicts, num_classes, count, weights)
@@ -271,15 +351,15 @@ def _sampler_prior(names, sampler, count, num_classes, repeat_threshold, repeat_
     show = order[-3:][::-1] + order[:3]
     logger.info(
         f"Class prior: expected {count} of one pass of {what} over the {len(dicts)} training images of "
-        f"{list(names)} ({n_img:.1f} images drawn per pass); raw -> sampler's, most and least frequent classes: "
+        f"{list(datasets)} ({n_img:.1f} images drawn per pass); raw -> sampler's, most and least frequent classes: "
         + ", ".join(f"{c}: {raw[c].item():g} -> {expected[c].item():.1f}" for c in show)
     )
-    return ClassPrior(sanitize_counts(expected, num_classes, min_count, name="+".join(names)), n_img)
+    return ClassPrior(sanitize_counts(expected, num_classes, min_count, name="+".join(datasets), names=names), n_img)
 
 
 def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count="image_count",
                 num_classes=None, num_images=0, min_count=1.0, need_num_images=False, sampler=None,
-                repeat_threshold=0.0, repeat_sqrt=True, filter_empty=True) -> ClassPrior:
+                repeat_threshold=0.0, repeat_sqrt=True, filter_empty=True, names=PYTHON_NAMES) -> ClassPrior:
     """
     The class prior with explicit arguments (Python configs: ``L(deferred_class_prior)(datasets="lvis_v1_train")``),
     the same sources, fallbacks and errors as ``MODEL.BALMS.PRIOR``:
@@ -293,35 +373,46 @@ def class_prior(datasets=(), *, json_file=None, counts=None, source=None, count=
     * ``sampler``: the sampler's prior (``MODEL.BALMS.PRIOR.SAMPLER: train``, see the module doc): the
       training sampler's name (``"RepeatFactorTrainingSampler"`` with ``repeat_threshold`` /
       ``repeat_sqrt``, ``"ClassBalancedSampler"``; None or ``"TrainingSampler"``: the raw counts),
-      counted from the ``datasets``' dicts (``filter_empty`` as ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``).
+      counted from the ``datasets``' dicts (``filter_empty`` as ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``);
+    * ``names``: what the errors call the settings (default: these arguments; :func:`class_prior_from_config`
+      gives :data:`CONFIG_NAMES`, the YAML keys).
     """
-    names = [datasets] if isinstance(datasets, str) else list(datasets)
+    train_sets = [datasets] if isinstance(datasets, str) else list(datasets)
     if sampler not in (None, "none", "TrainingSampler"):
+        what = f"sampler={sampler!r}" if names.python else sampler
         if json_file is not None or counts:
-            raise ValueError(f"The sampler's prior ({sampler}) counts the training images: it needs the registered "
-                             "training datasets, not json_file / counts (MODEL.BALMS.PRIOR.SOURCE list)")
-        if not names:
-            raise ValueError(f"The sampler's prior ({sampler}) needs the training datasets (DATASETS.TRAIN)")
+            given = "json_file= / counts=" if names.python else names.counts
+            instead = "give datasets=, or sampler=None" if names.python else \
+                f"leave {names.counts} empty, or set MODEL.BALMS.PRIOR.SAMPLER none"
+            raise ValueError(f"The sampler's prior ({what}) counts the images of the registered training sets: it "
+                             f"cannot take {given}; {instead}")
+        if not train_sets:
+            raise ValueError(f"The sampler's prior ({what}) needs the training datasets ({names.name('datasets')})")
         if num_images > 0:
-            raise ValueError(f"MODEL.BALMS.PRIOR.NUM_IMAGES {num_images} with the sampler's prior ({sampler}): the "
-                             "sampler's prior counts the images drawn per pass itself; set NUM_IMAGES 0")
-        return _sampler_prior(names, sampler, count, num_classes, repeat_threshold, repeat_sqrt, filter_empty,
-                              min_count)
+            raise ValueError(f"{names.set('num_images', num_images)} with the sampler's prior ({what}): it counts the "
+                             f"images drawn per pass itself; set {names.set('num_images', 0)}")
+        return _sampler_prior(train_sets, sampler, count, num_classes, repeat_threshold, repeat_sqrt, filter_empty,
+                              min_count, names)
     if json_file is not None:
-        c, n = counts_from_lvis_json(json_file, count, need_num_images=need_num_images)
-        prior = ClassPrior(sanitize_counts(c, num_classes, min_count, name=json_file), n)
+        try:
+            c, n = counts_from_lvis_json(json_file, count, need_num_images=need_num_images)
+        except MissingCountsError as e:
+            raise MissingCountsError(f"json_file={json_file!r}: {e}; give the registered training sets instead "
+                                     "(datasets=..., source='dataset': counts their annotations) or counts=[one per "
+                                     "class]") from None
+        prior = ClassPrior(sanitize_counts(c, num_classes, min_count, name=json_file, names=names), n)
         if num_images > 0:
             prior.num_images = int(num_images)
     else:
-        source = source or ("list" if counts else _default_source(names, count))
+        source = source or ("list" if counts else _default_source(train_sets, count))
         prior = load_class_prior(datasets, source=source, count=count, num_classes=num_classes,
                                  counts=list(counts or []), num_images=num_images, min_count=min_count,
-                                 need_num_images=need_num_images)
+                                 need_num_images=need_num_images, names=names)
     if need_num_images and not prior.num_images:
-        if json_file is not None or source == "list" or not names:
-            raise ValueError("The sigmoid variant needs the number of training images (MODEL.BALMS.PRIOR.NUM_IMAGES, "
-                             "num_images=) with this prior")
-        prior.num_images = sum(_num_images(d) for d in names)
+        if json_file is not None or source == "list" or not train_sets:
+            raise ValueError(f"The sigmoid variant needs the number of training images ({names.name('num_images')}) "
+                             "with this prior")
+        prior.num_images = sum(_num_images(d) for d in train_sets)
     return prior
 
 
@@ -361,5 +452,5 @@ def class_prior_from_config(cfg, num_classes=None, need_num_images=False) -> Cla
         counts=list(p.COUNTS), num_images=p.NUM_IMAGES, min_count=p.MIN_COUNT, need_num_images=need_num_images,
         sampler=loader.SAMPLER_TRAIN if p.SAMPLER == "train" else None,
         repeat_threshold=loader.REPEAT_THRESHOLD, repeat_sqrt=loader.get("REPEAT_SQRT", True),
-        filter_empty=loader.FILTER_EMPTY_ANNOTATIONS,
+        filter_empty=loader.FILTER_EMPTY_ANNOTATIONS, names=CONFIG_NAMES,
     )

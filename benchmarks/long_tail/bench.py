@@ -8,7 +8,8 @@ import time
 
 from . import records
 from .configs import ROOT, build_cfg, config_diff, schedule_opts
-from .methods import METHODS, Method
+from .methods import BLOCKS, METHODS, Method
+from .progress import OVERHEAD_S, S_PER_ITER, Progress, plan_lines
 from .stats import hms, summarise
 
 
@@ -36,12 +37,21 @@ class Bench:
         if args.test:
             self.data_opts += ["DATASETS.TEST", repr(tuple(args.test))]
         self._opts_cache = {}
+        self.progress = Progress(getattr(args, "progress_every", 60.0))
 
     # --- what a run is
     def method_opts(self, m):
         if m.name not in self._opts_cache:
             self._opts_cache[m.name] = config_diff(m.config, opts=m.extra)
         return self._opts_cache[m.name]
+
+    def run_iters(self, m):
+        """The training iterations of a run of ``m`` (0 for a post-hoc row: it only evaluates)."""
+        return 0 if m.eval_only else int(schedule_opts(self.method_opts(m), self.base_cfg, self.iters)[1])
+
+    @staticmethod
+    def block_name(block):
+        return BLOCKS.get(block, f"block {block}")
 
     def record_path(self, m, seed, runs_dir=None):
         """Where ``m``'s record of ``seed`` lies: in this --runs-dir, or in another one (``--compare``)."""
@@ -137,13 +147,18 @@ class Bench:
             print("  $", " ".join(cmd), flush=True)
             t0 = time.time()
             os.makedirs(out, exist_ok=True)
+            self.progress.begin(m.name, seed, *self.cost(m))
             with open(os.path.join(out, "stdout.txt"), "w") as log:
                 proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 for line in proc.stdout:  # to the run's stdout.txt, and to the console with --stream
                     log.write(line)
                     if self.args.stream:
                         print(line, end="", flush=True)
+                    due = self.progress.line(line)  # every --progress-every seconds: the time left for all runs
+                    if due:
+                        print(due, flush=True)
                 proc.wait()
+            self.progress.end()
             wall = time.time() - t0
             if proc.returncode:
                 text = open(os.path.join(out, "stdout.txt")).read()
@@ -167,14 +182,31 @@ class Bench:
     def _write(self, m, seed, rec, keep_record=False):
         return rec if keep_record else records.write_record(self.record_path(m, seed), rec)
 
-    def estimate(self, m):
-        """Seconds a run of ``m`` is expected to take: its finished seeds, else its block's mean."""
-        def walls(pred):
-            return [r["wall_s"] for mm in self.methods.values() if pred(mm)
+    def cost(self, m):
+        """(iterations, seconds per iteration, seconds besides: start-up and evaluation, whether from records) of
+        a run of ``m``: from its finished seeds in this suite, else its kind's (block, post-hoc, from a stage 1),
+        else the defaults of ``progress.S_PER_ITER`` / ``OVERHEAD_S``."""
+        def recs(pred):
+            return [r for mm in self.methods.values() if pred(mm)
                     for s in range(10) if (r := self.load(mm, s)) and r.get("wall_s") and not r.get("diverged")]
-        w = walls(lambda mm: mm.name == m.name) or walls(
+        rs = recs(lambda mm: mm.name == m.name) or recs(
             lambda mm: mm.block == m.block and mm.eval_only == m.eval_only and bool(mm.stage1) == bool(m.stage1))
-        return statistics.mean(w) if w else (60.0 if m.eval_only else 900.0 * (0.3 if m.stage1 else 1.0))
+        spi = [x for r in rs if (x := r.get("s_per_iter_median") or r.get("s_per_iter"))]
+        s_per_iter = statistics.mean(spi) if spi else S_PER_ITER["stage2" if m.stage1 else "stage1"]
+        overhead = (statistics.mean(max(0.0, r["wall_s"] - (r.get("train_iters") or 0) * s_per_iter) for r in rs)
+                    if rs else OVERHEAD_S)
+        return self.run_iters(m), s_per_iter, overhead, bool(rs)
+
+    def _planned(self, m):
+        """(estimated seconds before scaling, whether from records) of a run of ``m``."""
+        iters, s_per_iter, overhead, from_records = self.cost(m)
+        return overhead + iters * s_per_iter, from_records
+
+    def estimate(self, m):
+        """Seconds a run of ``m`` is expected to take (:meth:`cost`), in this machine's time once a run has
+        measured it (``Progress.scaled``)."""
+        iters, s_per_iter, overhead, from_records = self.cost(m)
+        return self.progress.scaled(overhead + iters * s_per_iter, from_records)
 
     def run_all(self):
         plan = self.plan()
@@ -182,16 +214,26 @@ class Bench:
         skipped = []
         print(f"suite {self.suite}: {len(plan)} runs, {len(plan) - len(todo)} finished, {len(todo)} to do "
               f"(records in {self.runs_dir})", flush=True)
+        runnable = [(m, s) for m, s in todo if self.available(m)[0]]
+        if runnable:
+            every = self.progress.every_s
+            print("\n".join(["the runs, one at a time:"] + plan_lines(self, runnable)
+                             + [f"  (while a run trains: a [progress] line every {every:g} s with the time left for "
+                                "all runs)" if every else "  (while a run trains: a [progress] line at every logged "
+                                "iteration with the time left for all runs)"]), flush=True)
         t_start = time.time()
         for i, (m, s) in enumerate(todo):
             ok, why = self.available(m)
             if not ok:
                 skipped.append(f"{m.name} seed {s} ({why})")
                 continue
-            eta = sum(self.estimate(mm) for mm, _ in todo[i:])
+            # the runs to come, estimated now (the finished ones' records, the speed measured so far)
+            self.progress.plan([(mm.name, ss, *self._planned(mm)) for mm, ss in todo[i:] if self.available(mm)[0]])
+            eta = self.progress.planned_left()
             print(f"[{i + 1}/{len(todo)}] {m.name} seed {s} (block {m.block}); elapsed "
                   f"{hms(time.time() - t_start)}, ETA {hms(eta)} for the {len(todo) - i} left", flush=True)
             rec = self.train(m, s)
+            self.progress.end(m.name, s)  # (a run its stage 1's divergence left out leaves the plan too)
             if rec is None:
                 print(f"  not run: its stage 1 ({m.stage1}) diverged on seed {s}", flush=True)
                 continue

@@ -32,6 +32,9 @@ def parser(description=None):
     ap.add_argument("--dry-run", action="store_true", help="print the runs and their state, train nothing")
     ap.add_argument("--list", action="store_true", help="print the methods and their overrides")
     ap.add_argument("--stream", action="store_true", help="show each run's training log as it goes")
+    ap.add_argument("--progress-every", type=float, default=60.0, metavar="SECONDS",
+                    help="while a run trains, a line every SECONDS with the time left for all runs (0: at every "
+                         "iteration detectron2 logs)")
     ap.add_argument("--figure", nargs="+", default=None, metavar="METHOD",
                     help="after the runs (none with --report-only), draw detections of these methods (seed "
                          "--seeds[0], cached weights) on test images with rare classes, side by side with the "

@@ -64,9 +64,9 @@ METHODS = [
        "2.5e-4, bias prior 0.01)", "federated", *FED_RECIPE),
     # 2. controlled: the sampler and the classifier apart from the loss
     _m("softmax_rfs", 2, "softmax + RFS", "softmax", *RFS),
-    _m("balanced_softmax_rfs", 2, "Balanced Softmax + RFS", "balanced_softmax", *RFS),
+    _m("balanced_softmax_rfs", 2, "Balanced Softmax + RFS", "balanced_softmax_rfs"),
     _m("balanced_softmax_normed_rfs", 2, "Balanced Softmax + normed + RFS", "balanced_softmax", *RFS, *NORMED),
-    _m("seesaw_linear_rfs", 2, "Seesaw (linear, RFS)", "seesaw", "MODEL.BALMS.CLASSIFIER", "linear"),
+    _m("seesaw_linear_rfs", 2, "Seesaw (linear, RFS)", "seesaw_linear_rfs"),
     _m("softmax_normed_rfs", 2, "softmax (normed, RFS)", "softmax", *OURS, "MODEL.BALMS.CLS_LOSS", "softmax",
        *RFS, *NORMED),
     _m("balanced_softmax_rfs_sprior", 2, "Balanced Softmax + RFS, sampler's prior", "balanced_softmax", *RFS,

@@ -46,8 +46,8 @@ from .modeling.cls_losses.softmax import BACKGROUND_MODES
 from .modeling.meta_reweighter import META_LOSSES, META_SOURCES, NONFINITE_ACTIONS, meta_reweighter_from_config
 from .modeling.named_registry import registered_names
 from .modeling.output_layers import build_calibration
-from .modeling.priors import (COUNT_KINDS, PRIOR_SAMPLERS, PRIOR_SOURCES, SAMPLERS_WITH_PRIOR, count_source_fix,
-                              missing_counts_problem, sanitize_counts)
+from .modeling.prior_messages import count_source_fix, missing_counts_problem
+from .modeling.priors import COUNT_KINDS, PRIOR_SAMPLERS, PRIOR_SOURCES, SAMPLERS_WITH_PRIOR, sanitize_counts
 from .modeling.roi_heads import LongTailCascadeROIHeads, LongTailROIHeads
 
 __all__ = ["ConfigError", "validate", "validate_lazy_config", "check_dataset_names",

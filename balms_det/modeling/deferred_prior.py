@@ -9,7 +9,8 @@ from detectron2.utils import comm
 
 from .cls_losses.base import ClsLoss
 from .ddp import unwrap
-from .priors import CONFIG_NAMES, PYTHON_NAMES, MissingCountsError, class_prior, class_prior_from_config
+from .prior_messages import CONFIG_NAMES, PYTHON_NAMES, MissingCountsError
+from .priors import class_prior, class_prior_from_config
 
 __all__ = ["DeferredPrior", "deferred_class_prior", "deferred_prior_from_config", "resolve_priors"]
 
@@ -18,8 +19,8 @@ class DeferredPrior:
     """A class prior computed when first needed, once: ``fn(num_classes, need_num_images) -> ClassPrior``.
     Building a model with one reads nothing (so inference needs no training set: a trained model's
     checkpoint carries its prior); the losses sharing it (a cascade's stages) compute it once. ``names``:
-    what its errors call the settings (:data:`~.priors.CONFIG_NAMES`, or a Python config's
-    :data:`~.priors.PYTHON_NAMES`)."""
+    what its errors call the settings (:data:`~.prior_messages.CONFIG_NAMES`, or a Python config's
+    :data:`~.prior_messages.PYTHON_NAMES`)."""
 
     def __init__(self, fn, description="", names=CONFIG_NAMES):
         self._fn = fn

@@ -36,23 +36,6 @@ FILE_LABEL = re.compile(r"#\s*([\w.\-/]+\.(?:py|yaml))\s*$")
 # Configs the pages name that another branch adds. While one is missing, a stand-in with the same keys is
 # written in the pages' working directories, so that the pages' code runs; remove an entry once its file is in
 # the tree (the test then uses the real file).
-PENDING_CONFIGS = {
-    "configs/LTShapes/mask_rcnn_R18_FPN_balanced_softmax_rfs.yaml":
-        '_BASE_: "mask_rcnn_R18_FPN_balanced_softmax.yaml"\n'
-        "DATALOADER: {SAMPLER_TRAIN: RepeatFactorTrainingSampler, REPEAT_THRESHOLD: 0.1}\n",
-    "configs/LTShapes/mask_rcnn_R18_FPN_seesaw_linear_rfs.yaml":
-        '_BASE_: "mask_rcnn_R18_FPN_seesaw.yaml"\nMODEL: {BALMS: {CLASSIFIER: linear}}\n',
-    "configs/LTShapes/mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml":
-        '_BASE_: "mask_rcnn_R18_FPN_softmax.yaml"\n'
-        "MODEL: {ROI_HEADS: {NAME: LongTailROIHeads}, BALMS: {CLS_LOSS: softmax, CALIBRATION: norcal}}\n"
-        "DATALOADER: {SAMPLER_TRAIN: RepeatFactorTrainingSampler, REPEAT_THRESHOLD: 0.1}\n",
-    "configs/LVISv1-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_balanced_softmax_rfs.yaml":
-        '_BASE_: "mask_rcnn_R_50_FPN_1x_balanced_softmax.yaml"\n',
-    "configs/LVISv1-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_seesaw_linear_rfs.yaml":
-        '_BASE_: "mask_rcnn_R_50_FPN_1x_seesaw.yaml"\nMODEL: {BALMS: {CLASSIFIER: linear}}\n',
-    "configs/LVISv1-InstanceSegmentation/mask_rcnn_R_50_FPN_1x_softmax_rfs_norcal.yaml":
-        '_BASE_: "mask_rcnn_R_50_FPN_1x_softmax.yaml"\nMODEL: {BALMS: {CALIBRATION: norcal}}\n',
-}
 # --flags the pages name that belong to other programs than the repository's scripts
 OTHER_FLAGS = {"--dist": "pytest-xdist", "--help": "every script"}
 
@@ -146,8 +129,7 @@ def docs_run(datasets_dir, tmp_path_factory):
         if files or run:
             pages[page] = {"files": files, "run": run}
     scripts = sorted({s for _, _, s, _ in script_commands()} | set(main_scripts()))
-    spec = {"pages": pages, "commands": script_commands(), "help": scripts, "work": str(tmp),
-            "pending": {k: v for k, v in PENDING_CONFIGS.items() if not os.path.exists(os.path.join(REPO, k))}}
+    spec = {"pages": pages, "commands": script_commands(), "help": scripts, "work": str(tmp)}
     spec_path, out_path = tmp / "spec.json", tmp / "report.json"
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ, DETECTRON2_DATASETS=datasets_dir, OMP_NUM_THREADS="1", MPLBACKEND="Agg",
@@ -210,7 +192,7 @@ def test_config_paths_and_links_exist():
             if "*" in path:
                 ok = bool(glob.glob(os.path.join(REPO, path)))
             else:
-                ok = os.path.exists(os.path.join(REPO, path)) or path in PENDING_CONFIGS
+                ok = os.path.exists(os.path.join(REPO, path))
             if not ok:
                 bad.append(f"{page}: {path}")
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
@@ -249,18 +231,14 @@ class _Parsed(Exception):
     pass
 
 
-def _prepare_workdir(path, pending):
-    """A working directory whose configs/ holds the repository's configs (file by file, as links) and the
-    stand-ins of the pending ones."""
+def _prepare_workdir(path):
+    """A working directory whose configs/ holds the repository's configs (file by file, as links)."""
     os.makedirs(path)
     for root, _, files in os.walk(os.path.join(REPO, "configs")):
         rel = os.path.relpath(root, REPO)
         os.makedirs(os.path.join(path, rel), exist_ok=True)
         for f in files:
             os.symlink(os.path.join(root, f), os.path.join(path, rel, f))
-    for rel, text in pending.items():
-        with open(os.path.join(path, rel), "w") as f:
-            f.write(text)
 
 
 def _run_page(page, spec, work):
@@ -276,7 +254,7 @@ def _run_page(page, spec, work):
     datasets_before = set(DatasetCatalog.list())
     registered_before = [set(r._obj_map) for r in registries]
     cwd, path0 = os.getcwd(), list(sys.path)
-    _prepare_workdir(work, spec["pending"])
+    _prepare_workdir(work)
     os.chdir(work)
     sys.path.insert(0, work)
     out, error = io.StringIO(), None
@@ -359,7 +337,7 @@ def _main(spec_path, out_path):
     report = {"pages": {}, "commands": [], "help": {}}
     for i, (page, blocks) in enumerate(sorted(spec["pages"].items())):
         work = os.path.join(spec["work"], f"page{i}")
-        report["pages"][page] = _run_page(page, dict(blocks, pending=spec["pending"]), work)
+        report["pages"][page] = _run_page(page, blocks, work)
     for page, line, script, argv in spec["commands"]:
         error, _ = _parse(script, argv)
         report["commands"].append({"page": page, "line": line, "script": script, "argv": argv, "error": error})

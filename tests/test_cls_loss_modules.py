@@ -307,3 +307,53 @@ def test_user_loss_from_its_own_file_trains_evaluates_and_checkpoints(datasets_d
     with open(out / "metrics.json") as f:
         final = [json.loads(line) for line in f if "bbox/AP" in line]
     assert final and "segm/APr" in final[-1]
+
+
+KEYED_LOSS = '''
+"""A user's loss with a YAML key of its own (MODEL.BALMS.SCALED_CE.SCALE), in the user's own file."""
+from detectron2.config import CfgNode as CN
+from torch.nn import functional as F
+
+from balms_det.modeling import CLS_LOSS_REGISTRY
+from balms_det.modeling.cls_losses import SoftmaxLoss
+
+
+@CLS_LOSS_REGISTRY.register()
+class ScaledCE(SoftmaxLoss):
+    name = "scaled_ce"
+
+    def __init__(self, num_classes, *, scale=1.0, **kwargs):
+        super().__init__(num_classes, **kwargs)
+        self.scale = float(scale)
+
+    @classmethod
+    def add_config(cls, cfg):
+        cfg.MODEL.BALMS.SCALED_CE = CN()
+        cfg.MODEL.BALMS.SCALED_CE.SCALE = 1.0  # the loss's factor
+
+    @classmethod
+    def from_config(cls, cfg):
+        return dict(super().from_config(cfg), scale=cfg.MODEL.BALMS.SCALED_CE.SCALE)
+
+    def per_roi_loss(self, logits, gt_classes):
+        return self.scale * F.cross_entropy(logits, gt_classes, reduction="none")
+'''
+
+
+def test_a_users_loss_adds_config_keys_its_yaml_sets(tmp_path):
+    """ClsLoss.add_config: a loss registered by a CUSTOM_IMPORTS file adds its own keys, and the same YAML
+    file that imports it sets them (build_config imports the file's modules before merging it)."""
+    from balms_det.engine import build_config
+
+    (tmp_path / "scaled_ce.py").write_text(KEYED_LOSS)
+    cfg_file = tmp_path / "cfg.yaml"
+    cfg_file.write_text(f'_BASE_: "{REPO}/configs/LTShapes/mask_rcnn_R18_FPN_balanced_softmax.yaml"\n'
+                        'MODEL:\n  BALMS:\n    CUSTOM_IMPORTS: ["scaled_ce.py"]\n    CLS_LOSS: "scaled_ce"\n'
+                        '    SCALED_CE:\n      SCALE: 2.5\n')
+    try:
+        cfg = build_config(str(cfg_file), ["MODEL.DEVICE", "cpu"], validate=False)
+        assert cfg.MODEL.BALMS.SCALED_CE.SCALE == 2.5
+        cfg = build_config(str(cfg_file), ["MODEL.BALMS.SCALED_CE.SCALE", "3.0"], validate=False)
+        assert build_model(cfg).roi_heads.box_predictor.cls_loss.scale == 3.0
+    finally:  # the registry is the process's: later tests see the built-in losses only
+        CLS_LOSS_REGISTRY._obj_map.pop("ScaledCE", None)

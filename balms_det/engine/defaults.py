@@ -16,6 +16,8 @@ from detectron2.utils import comm
 from torch.multiprocessing import ProcessExitedException
 
 from ..config import add_balms_config
+from ..modeling.calibrations import CALIBRATION_REGISTRY
+from ..modeling.cls_losses import CLS_LOSS_REGISTRY
 from ..config_validation import ConfigError
 from ..config_validation import validate as validate_config
 
@@ -65,8 +67,21 @@ def build_config(config_file="", opts=(), *, validate=True):
     the config further passes ``validate=False`` and calls ``validate(cfg)`` once it is complete."""
     cfg = get_cfg()
     add_balms_config(cfg)
+    config_dir = os.path.dirname(os.path.abspath(config_file)) if config_file else None
+    # the modules the file and the overrides import come first: the losses and calibrations they register may
+    # add config keys of their own (ClsLoss.add_config), which the file then sets
+    peek = cfg.clone()
+    peek.set_new_allowed(True)
+    try:
+        merge_config(peek, config_file, opts)
+    except (ValueError, KeyError, AssertionError):
+        pass  # the merge below says what is wrong
+    import_custom_modules(peek, config_dir)
+    for registry in (CLS_LOSS_REGISTRY, CALIBRATION_REGISTRY):
+        for _, registered in registry:
+            registered.add_config(cfg)
     merge_config(cfg, config_file, opts)
-    import_custom_modules(cfg, os.path.dirname(os.path.abspath(config_file)) if config_file else None)
+    import_custom_modules(cfg, config_dir)  # (imported above: the paths, resolved, written back)
     if validate:
         validate_config(cfg)
     return cfg

@@ -28,6 +28,13 @@ class Calibration(nn.Module):
     name = ""
 
     @classmethod
+    def add_config(cls, cfg):
+        """Add this method's own config keys, with their defaults (e.g. ``cfg.MODEL.BALMS.MY_LOSS = CfgNode()``
+        and its keys), so that a YAML file can set them; ``build_config`` calls it for every registered class,
+        after ``MODEL.BALMS.CUSTOM_IMPORTS`` and before the file is merged. The built-in methods' keys are
+        ``add_balms_config``'s."""
+
+    @classmethod
     def from_config(cls, cfg):
         return {}
 

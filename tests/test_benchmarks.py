@@ -841,8 +841,9 @@ def test_make_demo_says_what_it_will_do_before_the_environment_set_up():
 
     from conftest import REPO
 
-    dry = subprocess.run(["make", "-n", "demo", "DEMO_ITERS=40"], cwd=REPO, text=True, capture_output=True,
-                         check=True).stdout
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}  # (under make test)
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "demo", "DEMO_ITERS=40"], cwd=REPO, text=True,
+                         capture_output=True, check=True, env=env).stdout
     commands = re.sub(r"\\\n\t?", "", dry).splitlines()  # (a recipe line continued with a backslash is one command)
     assert commands[0].startswith("echo ") and "setup_env.sh" in commands[0], dry
     setup = next(k for k, c in enumerate(commands) if c.startswith("bash scripts/setup_env.sh"))

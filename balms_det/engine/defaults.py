@@ -79,7 +79,9 @@ def build_config(config_file="", opts=(), *, validate=True):
     import_custom_modules(peek, config_dir)
     for registry in (CLS_LOSS_REGISTRY, CALIBRATION_REGISTRY):
         for _, registered in registry:
-            registered.add_config(cfg)
+            add_config = getattr(registered, "add_config", None)  # (a class that is not a loss: validate says so)
+            if callable(add_config):
+                add_config(cfg)
     merge_config(cfg, config_file, opts)
     import_custom_modules(cfg, config_dir)  # (imported above: the paths, resolved, written back)
     if validate:

@@ -1,9 +1,8 @@
 """The registry of post-hoc calibrations and the base class: how the box predictor turns a loss's
 logits into (N, K + 1) class probabilities at inference (``MODEL.BALMS.CALIBRATION``)."""
 from detectron2.utils.registry import Registry
-from torch import nn
 
-from ..named_registry import lookup
+from ..named_registry import RegisteredMethod, lookup
 
 __all__ = ["CALIBRATION_REGISTRY", "Calibration", "NoCalibration", "calibration_class"]
 
@@ -17,26 +16,13 @@ def calibration_class(name):
     return lookup(CALIBRATION_REGISTRY, name, "MODEL.BALMS.CALIBRATION")
 
 
-class Calibration(nn.Module):
+class Calibration(RegisteredMethod):
     """
     ``forward(logits, loss)``: the (N, K + 1) probabilities, background last, of a
     :class:`~balms_det.modeling.cls_losses.ClsLoss`'s logits. No training, no state of its own: what
     it needs (the class prior, the logit shift) it reads from the loss. :meth:`check` refuses a loss
     for which it is not defined.
     """
-
-    name = ""
-
-    @classmethod
-    def add_config(cls, cfg):
-        """Add this method's own config keys, with their defaults (e.g. ``cfg.MODEL.BALMS.MY_LOSS = CfgNode()``
-        and its keys), so that a YAML file can set them; ``build_config`` calls it for every registered class,
-        after ``MODEL.BALMS.CUSTOM_IMPORTS`` and before the file is merged. The built-in methods' keys are
-        ``add_balms_config``'s."""
-
-    @classmethod
-    def from_config(cls, cfg):
-        return {}
 
     @classmethod
     def needs_prior(cls, loss_cls, loss_settings):

@@ -20,9 +20,8 @@ import torch
 from detectron2.utils import comm
 from detectron2.utils.registry import Registry
 from torch import distributed as dist
-from torch import nn
 
-from ..named_registry import lookup
+from ..named_registry import RegisteredMethod, lookup
 
 __all__ = ["CLS_LOSS_REGISTRY", "ClsLoss", "cls_loss_class", "all_reduce_sum"]
 
@@ -43,7 +42,7 @@ def all_reduce_sum(tensor):
     return tensor
 
 
-class ClsLoss(nn.Module):
+class ClsLoss(RegisteredMethod):
     """
     Base of the classification losses: ``K`` foreground classes, labels in ``[0, K]`` (``K`` is
     background). Subclasses set the class attributes and implement :meth:`per_roi_loss` and
@@ -131,19 +130,8 @@ class ClsLoss(nn.Module):
         if counts is not None and hasattr(self, "class_counts") and bool(torch.isfinite(counts).all()):
             self.prior_ready = True
 
-    # ---------------------------------------------------------------- configuration
-    @classmethod
-    def add_config(cls, cfg):
-        """Add this method's own config keys, with their defaults (e.g. ``cfg.MODEL.BALMS.MY_LOSS = CfgNode()``
-        and its keys), so that a YAML file can set them; ``build_config`` calls it for every registered class,
-        after ``MODEL.BALMS.CUSTOM_IMPORTS`` and before the file is merged. The built-in methods' keys are
-        ``add_balms_config``'s."""
-
-    @classmethod
-    def from_config(cls, cfg):
-        """This loss's own keyword arguments from ``cfg`` (its keys under ``MODEL.BALMS``)."""
-        return {}
-
+    # ---------------------------------------------------------------- configuration (also RegisteredMethod's
+    # add_config / from_config: this loss's own keys and keyword arguments)
     @classmethod
     def needs_prior(cls, **settings):
         """Whether the loss built with these keyword arguments needs ``class_counts``."""

@@ -30,7 +30,8 @@ the total; while a run trains, a ``[progress]`` line every ``--progress-every`` 
 and all runs' time left, from the iterations done and the measured seconds per iteration.
 
 Each finished run writes ``--runs-dir/<suite>/<method>/seed<k>.json`` (metrics, training wall time,
-commit, machine); a re-run skips finished runs, so the table fills over several sittings. Training
+commit, machine); a re-run skips finished runs, so the table fills over several sittings
+(``--time-budget MINUTES`` starts no run that is not expected to finish in that time). Training
 outputs (and the stage-1 weights reused by block 3) go under ``--cache`` (not committed); a stage-1
 run whose record exists but whose weights are gone is trained again for its weights only. A training
 that diverges (detectron2's ``FloatingPointError``) is a result, not a crash: its record says where it

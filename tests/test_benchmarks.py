@@ -348,6 +348,47 @@ def test_long_tail_stage_two_retrains_missing_stage_one_weights(tmp_path, monkey
     assert calls == [("bs_decoupled", "model_final.pth", False)]
 
 
+def test_long_tail_time_budget_starts_no_run_that_would_not_finish(tmp_path, monkeypatch, capsys):
+    """--time-budget: a run is started only while its expected time (with its stage 1 where the weights are
+    missing) fits in what is left; the runs before it are done, the same command goes on later."""
+    import argparse
+    import os
+
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+
+    def make(budget):
+        bench = Bench(argparse.Namespace(
+            base_config=LT_BASE, opts=[], iters=0, tag="t", runs_dir=str(tmp_path / "runs"),
+            cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1], blocks=[3],
+            methods=["softmax", "bs_decoupled"], time_budget=budget, progress_every=0))
+        now = [0.0]
+        bench.clock = lambda: now[0]
+        monkeypatch.setattr(bench, "estimate", lambda m: 600.0)
+        calls = []
+
+        def train(m, seed):
+            calls.append((m.name, seed))
+            now[0] += 600.0
+            return {"wall_s": 600.0, "metrics": {}}
+        monkeypatch.setattr(bench, "train", train)
+        return bench, calls
+
+    bench, calls = make(25)  # 1,500 s: softmax (600 s), then bs_decoupled needs its stage 1 too (1,200 s)
+    bench.run_all()
+    assert calls == [("softmax", 0)]
+    assert "not started: it needs about 20m00s, 15m00s of --time-budget left" in capsys.readouterr().out
+    os.makedirs(bench.out_dir(bench.methods["softmax"], 0))
+    open(bench.weights(bench.methods["softmax"], 0), "w").close()
+    bench, calls = make(25)  # the weights are there now: 600 s each
+    bench.run_all()
+    assert calls == [("softmax", 0), ("bs_decoupled", 0)]
+    bench, calls = make(None)
+    bench.run_all()
+    assert len(calls) == 4
+
+
 def test_long_tail_training_time_leaves_out_pauses(tmp_path, monkeypatch):
     """A run that stood still (paused, or a busy machine) for some windows: its recorded cost is iterations x
     the median iteration time, not detectron2's total."""

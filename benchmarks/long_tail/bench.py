@@ -38,6 +38,7 @@ class Bench:
             self.data_opts += ["DATASETS.TEST", repr(tuple(args.test))]
         self._opts_cache = {}
         self.progress = Progress(getattr(args, "progress_every", 60.0))
+        self.clock = time.time
 
     # --- what a run is
     def method_opts(self, m):
@@ -208,6 +209,14 @@ class Bench:
         iters, s_per_iter, overhead, from_records = self.cost(m)
         return self.progress.scaled(overhead + iters * s_per_iter, from_records)
 
+    def expected_s(self, m, seed):
+        """Seconds ``m``'s run of ``seed`` is expected to take, with its stage 1 where the weights are missing
+        (``train`` trains it first)."""
+        need = self.estimate(m)
+        if m.stage1 and not os.path.exists(self.weights(self.methods[m.stage1], seed)):
+            need += self.estimate(self.methods[m.stage1])
+        return need
+
     def run_all(self):
         plan = self.plan()
         todo = [(m, s) for m, s in plan if self.load(m, s) is None]
@@ -221,7 +230,8 @@ class Bench:
                              + [f"  (while a run trains: a [progress] line every {every:g} s with the time left for "
                                 "all runs)" if every else "  (while a run trains: a [progress] line at every logged "
                                 "iteration with the time left for all runs)"]), flush=True)
-        t_start = time.time()
+        t_start = self.clock()
+        budget = getattr(self.args, "time_budget", None)
         for i, (m, s) in enumerate(todo):
             ok, why = self.available(m)
             if not ok:
@@ -231,7 +241,13 @@ class Bench:
             self.progress.plan([(mm.name, ss, *self._planned(mm)) for mm, ss in todo[i:] if self.available(mm)[0]])
             eta = self.progress.planned_left()
             print(f"[{i + 1}/{len(todo)}] {m.name} seed {s} (block {m.block}); elapsed "
-                  f"{hms(time.time() - t_start)}, ETA {hms(eta)} for the {len(todo) - i} left", flush=True)
+                  f"{hms(self.clock() - t_start)}, ETA {hms(eta)} for the {len(todo) - i} left", flush=True)
+            if budget is not None:  # start no run that would not finish in the time given (its stage 1 too)
+                need, left = self.expected_s(m, s), budget * 60 - (self.clock() - t_start)
+                if need > left:
+                    print(f"  not started: it needs about {hms(need)}, {hms(max(left, 0))} of --time-budget left; "
+                          "the same command goes on from here (finished runs are recorded)", flush=True)
+                    break
             rec = self.train(m, s)
             self.progress.end(m.name, s)  # (a run its stage 1's divergence left out leaves the plan too)
             if rec is None:

@@ -31,6 +31,9 @@ def parser(description=None):
     ap.add_argument("--report-only", action="store_true", help="no training: the table from finished runs")
     ap.add_argument("--dry-run", action="store_true", help="print the runs and their state, train nothing")
     ap.add_argument("--list", action="store_true", help="print the methods and their overrides")
+    ap.add_argument("--time-budget", type=float, default=None, metavar="MINUTES",
+                    help="start no run (with its stage 1 where its weights are missing) that is not expected to "
+                         "finish within MINUTES of the command's start; run the command again to go on")
     ap.add_argument("--stream", action="store_true", help="show each run's training log as it goes")
     ap.add_argument("--progress-every", type=float, default=60.0, metavar="SECONDS",
                     help="while a run trains, a line every SECONDS with the time left for all runs (0: at every "

@@ -226,6 +226,37 @@ def test_makefile_and_ci_say_what_the_readme_says():
     assert demo_minutes and f"~{demo_minutes.group(1)} min" in readme, "make demo's duration differs"
 
 
+# The README's "which method" rows -> the benchmark report's rows whose bbox APr / APf they quote
+WHICH_METHOD_ROWS = {
+    "Seesaw + RFS": "Seesaw (linear, RFS)",
+    "NorCal on softmax + RFS": "softmax + RFS + NorCal",
+    "Balanced Softmax + RFS": "Balanced Softmax + RFS",
+    "Balanced Softmax + RFS, sampler's prior": "Balanced Softmax + RFS, sampler's prior",
+    "Balanced Softmax, decoupled": "Balanced Softmax decoupled (tau 1)",
+    "BALMS (+ Meta Reweighter)": "BALMS decoupled (bank)",
+    "post-hoc logit adjustment": "softmax + post-hoc LA (tau 1)",
+    "softmax (stock detectron2)": "softmax (stock head)",
+}
+
+
+def _table_rows(text):
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| method")]
+
+
+def test_which_method_table_quotes_the_benchmark_report():
+    """Every row of the README's "which method" table has the APr / APf of its row in the committed report
+    (benchmarks/results/long_tail.md, bbox), so the table cannot fall behind the measured one."""
+    readme = read("README.md").split("## Which method?", 1)[1].split("\n## ", 1)[0]
+    report = {row[0]: row for row in _table_rows(read("benchmarks/results/long_tail.md")) if len(row) == 11}
+    rows = _table_rows(readme)
+    assert len(rows) >= 5
+    for row in rows:
+        assert row[0] in WHICH_METHOD_ROWS, f"README row {row[0]!r}: which report row does it quote?"
+        ref = report[WHICH_METHOD_ROWS[row[0]]]
+        assert (row[-2], row[-1]) == (ref[3], ref[5]), (row[0], row[-2:], (ref[3], ref[5]))
+
+
 # ------------------------------------------------------------------ run as a script: the subprocess's work
 class _Parsed(Exception):
     pass

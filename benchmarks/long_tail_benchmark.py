@@ -33,7 +33,9 @@ Each finished run writes ``--runs-dir/<suite>/<method>/seed<k>.json`` (metrics, 
 commit, machine); a re-run skips finished runs, so the table fills over several sittings
 (``--time-budget MINUTES`` starts no run that is not expected to finish in that time). Training
 outputs (and the stage-1 weights reused by block 3) go under ``--cache`` (not committed); a stage-1
-run whose record exists but whose weights are gone is trained again for its weights only. A training
+run whose record exists but whose weights are gone is trained again for its weights; where that run (or any
+cached stage 1) does not reproduce its record, it becomes the record and the seed's block-3 rows are made again
+from its weights, so that rows paired by seed always share their weights. A training
 that diverges (detectron2's ``FloatingPointError``) is a result, not a crash: its record says where it
 stopped, the report counts it beside the row's seeds and leaves it out of the means, and the block-3
 rows that needed its weights are not run for that seed; any other failure stops the benchmark.

@@ -348,6 +348,82 @@ def test_long_tail_stage_two_retrains_missing_stage_one_weights(tmp_path, monkey
     assert calls == [("bs_decoupled", "model_final.pth", False)]
 
 
+def test_long_tail_stage_one_retrained_without_reproducing_its_record_remakes_the_seeds_rows(tmp_path, monkeypatch,
+                                                                                               capsys):
+    """Block-3 rows are paired with each other and with their stage 1 by seed, so all of a seed's must come from
+    the same weights. Where the cached stage-1 weights are not the recorded run's (trained again, another result),
+    the cached run becomes the record (the earlier one kept under "replaced") and the seed's block-3 rows made
+    from the earlier weights are made again, selected or not; where the cache reproduces the record, nothing."""
+    import argparse
+    import json
+    import os
+
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail import records
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+
+    bench = Bench(argparse.Namespace(
+        base_config=LT_BASE, opts=[], iters=0, tag="t", runs_dir=str(tmp_path / "runs"), cache=str(tmp_path / "c"),
+        extra=[], train=None, test=None, seeds=[0], blocks=[3], methods=["softmax_rfs+la_sprior"],
+        progress_every=0))
+    s1, la, sprior = (bench.methods[n] for n in ("softmax_rfs", "softmax_rfs+la", "softmax_rfs+la_sprior"))
+    calls = []
+
+    def run_once(m, seed, weights=None, keep_record=False):
+        calls.append((m.name, weights and os.path.basename(weights)))
+        rec = {"metrics": {"bbox/AP": 1.0 + len(calls)}, "wall_s": 1.0}
+        return rec if keep_record else records.write_record(bench.record_path(m, seed), rec)
+
+    monkeypatch.setattr(bench, "run_once", run_once)
+
+    def cache(ap):  # stage 1's outputs in the cache: its final evaluation and weights
+        os.makedirs(bench.out_dir(s1, 0), exist_ok=True)
+        with open(os.path.join(bench.out_dir(s1, 0), "metrics.json"), "w") as f:
+            f.write(json.dumps({"iteration": 1199, "bbox/AP": ap, "bbox/APr": 40.0}) + "\n")
+        open(bench.weights(s1, 0), "w").close()
+
+    recorded = {"metrics": {"bbox/AP": 59.3, "bbox/APr": 49.1}, "commit": "old"}
+    records.write_record(bench.record_path(s1, 0), recorded)
+    records.write_record(bench.record_path(la, 0), {"metrics": {"bbox/AP": 59.0}})
+
+    cache(59.3)  # the cache's run reproduces the record: only the selected row runs
+    records.write_record(bench.record_path(s1, 0), dict(recorded, metrics={"bbox/AP": 59.3, "bbox/APr": 40.0}))
+    bench.run_all()
+    assert calls == [("softmax_rfs+la_sprior", "model_final.pth")]
+    assert bench.load(la, 0)["metrics"] == {"bbox/AP": 59.0}
+
+    os.remove(bench.record_path(sprior, 0))
+    calls.clear()
+    records.write_record(bench.record_path(s1, 0), recorded)
+    cache(57.5)  # another run of the stage 1 is cached: its record changes, the seed's block-3 rows are re-made
+    bench.run_all()
+    assert calls == [("softmax_rfs+la_sprior", "model_final.pth"), ("softmax_rfs+la", "model_final.pth")]
+    rec = bench.load(s1, 0)
+    assert rec["metrics"] == {"bbox/AP": 57.5, "bbox/APr": 40.0} and rec["replaced"]["metrics"] == recorded["metrics"]
+    assert "the cached weights are not the recorded run's" in capsys.readouterr().out
+    os.makedirs(bench.out_dir(la, 0))  # a block-3 output of the earlier weights: not reused
+    records.write_record(bench.record_path(s1, 0), recorded)
+    bench.check_stage1(s1, 0)
+    assert not os.path.exists(bench.out_dir(la, 0)) and bench.load(sprior, 0) is None
+
+    # trained again for its weights (they are gone) with another result: the seed's other rows are re-made at once
+    os.remove(bench.weights(s1, 0))
+    records.write_record(bench.record_path(la, 0), {"metrics": {"bbox/AP": 59.0}})
+    calls.clear()
+
+    def retrain(m, seed, weights=None, keep_record=False):
+        if m.name == "softmax_rfs":
+            cache(55.0)
+        return run_once(m, seed, weights, keep_record)
+
+    monkeypatch.setattr(bench, "run_once", retrain)
+    bench.train(sprior, 0)
+    assert calls == [("softmax_rfs", None), ("softmax_rfs+la", "model_final.pth"),
+                     ("softmax_rfs+la_sprior", "model_final.pth")]
+    assert bench.load(s1, 0)["metrics"]["bbox/AP"] == 55.0
+
+
 def test_long_tail_time_budget_starts_no_run_that_would_not_finish(tmp_path, monkeypatch, capsys):
     """--time-budget: a run is started only while its expected time (with its stage 1 where the weights are
     missing) fits in what is left; the runs before it are done, the same command goes on later."""

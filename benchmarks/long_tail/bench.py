@@ -1,6 +1,7 @@
 """The benchmark's runs: which runs a command asks for, where their records and outputs live, and running
 them (``tools/train_net.py`` in a subprocess, one at a time; a finished run's record is written at once)."""
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -125,6 +126,37 @@ class Bench:
         return sum(self.load(m, s) is None for m, s in runs), len(runs)
 
     # --- running
+    def dependents(self, s1):
+        """The block-3 methods that start from ``s1``'s weights."""
+        return [d for d in self.methods.values() if d.stage1 == s1.name]
+
+    def check_stage1(self, s1, seed):
+        """Make ``s1``'s record of ``seed`` describe the weights in the cache. A stage 1 trained again for its
+        weights need not reproduce its record (another commit or machine); then the cached run becomes the
+        record (``replaced``: the earlier one's commit and metrics) and the records of ``seed`` made from the
+        earlier weights (its block-3 rows) are removed, with every block-3 output of ``seed`` in the cache, to be
+        made again from these: a paired difference is always over the same weights. Returns the removed records'
+        methods."""
+        rec, out = self.load(s1, seed), self.out_dir(s1, seed)
+        cached = records.final_metrics(out)
+        if (rec is None or rec.get("diverged") or cached is None or not os.path.exists(self.weights(s1, seed))
+                or records.same_metrics(rec["metrics"], cached)):
+            return []
+        new = self._record(s1, seed, out, cached, None)
+        new["replaced"] = {k: rec.get(k) for k in ("commit", "machine", "finished", "metrics")}
+        new["weights_from_cache"] = True  # trained by an earlier command (its commit is not known here)
+        self._write(s1, seed, new)
+        stale = [d for d in self.dependents(s1) if self.load(d, seed) is not None]
+        for d in stale:
+            os.remove(self.record_path(d, seed))
+        for d in self.dependents(s1):  # their cached outputs came from the earlier weights, or may have
+            shutil.rmtree(self.out_dir(d, seed), ignore_errors=True)
+        print(f"  {s1.name} seed {seed}: the cached weights are not the recorded run's (bbox AP "
+              f"{rec['metrics'].get('bbox/AP', float('nan')):.1f} recorded, {cached.get('bbox/AP', float('nan')):.1f} "
+              f"now): recorded the cached run; made again from its weights: "
+              + (", ".join(d.name for d in stale) or "nothing"), flush=True)
+        return stale
+
     def train(self, m, seed):
         """Run ``m`` for ``seed`` (its stage 1 first if its weights are missing); returns the record, or
         None when its stage 1 diverged for this seed (no weights to start from: nothing is run)."""
@@ -139,6 +171,9 @@ class Bench:
                 rec1 = self.run_once(s1, seed, keep_record=os.path.exists(self.record_path(s1, seed)))
                 if (rec1 or {}).get("diverged"):
                     return None
+                for d in self.check_stage1(s1, seed):  # the other rows of this seed, from the new weights
+                    if d.name != m.name and self.available(d)[0]:
+                        self.run_once(d, seed, weights=weights)
         return self.run_once(m, seed, weights=weights)
 
     def run_once(self, m, seed, weights=None, keep_record=False):
@@ -219,6 +254,8 @@ class Bench:
 
     def run_all(self):
         plan = self.plan()
+        for s1, s in dict.fromkeys((m.stage1, s) for m, s in plan if m.stage1):  # records match the weights
+            plan += [(d, s) for d in self.check_stage1(self.methods[s1], s) if (d, s) not in plan]
         todo = [(m, s) for m, s in plan if self.load(m, s) is None]
         skipped = []
         print(f"suite {self.suite}: {len(plan)} runs, {len(plan) - len(todo)} finished, {len(todo)} to do "

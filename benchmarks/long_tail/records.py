@@ -3,7 +3,9 @@
 
 A record is ``--runs-dir/<suite>/<method>/seed<k>.json``: method, label, block, seed, suite, stage1,
 eval_only, base_config, overrides, data, metrics, train_iters, s_per_iter, train_s, s_per_iter_median,
-meta_weights, wall_s, commit, machine, finished, and ``diverged`` ({iteration, error}) for a diverged run.
+meta_weights, wall_s, commit, machine, finished, ``diverged`` ({iteration, error}) for a diverged run, and
+``replaced`` (the earlier record's commit, machine, finished, metrics) for a stage 1 whose weights were trained again
+without reproducing it (``Bench.check_stage1``).
 """
 import datetime
 import json
@@ -61,6 +63,12 @@ def final_metrics(out_dir):
     """The last evaluation of ``OUTPUT_DIR/metrics.json`` (bbox/..., segm/...), or None."""
     res = final_results(out_dir)
     return res and {k: v for k, v in res.items() if k.startswith(TASKS)}
+
+
+def same_metrics(a, b, tol=1e-6):
+    """Whether two evaluations (``final_metrics``) are the same run's: the same keys, equal values (NaN = NaN)."""
+    return a.keys() == b.keys() and all(
+        (a[k] != a[k] and b[k] != b[k]) or abs(a[k] - b[k]) <= tol for k in a)
 
 
 def training_speed(out_dir):

@@ -401,6 +401,7 @@ def test_long_tail_stage_one_retrained_without_reproducing_its_record_remakes_th
     assert calls == [("softmax_rfs+la_sprior", "model_final.pth"), ("softmax_rfs+la", "model_final.pth")]
     rec = bench.load(s1, 0)
     assert rec["metrics"] == {"bbox/AP": 57.5, "bbox/APr": 40.0} and rec["replaced"]["metrics"] == recorded["metrics"]
+    assert rec["weights_from_cache"]
     assert "the cached weights are not the recorded run's" in capsys.readouterr().out
     os.makedirs(bench.out_dir(la, 0))  # a block-3 output of the earlier weights: not reused
     records.write_record(bench.record_path(s1, 0), recorded)
@@ -421,7 +422,7 @@ def test_long_tail_stage_one_retrained_without_reproducing_its_record_remakes_th
     bench.train(sprior, 0)
     assert calls == [("softmax_rfs", None), ("softmax_rfs+la", "model_final.pth"),
                      ("softmax_rfs+la_sprior", "model_final.pth")]
-    assert bench.load(s1, 0)["metrics"]["bbox/AP"] == 55.0
+    assert bench.load(s1, 0)["metrics"]["bbox/AP"] == 55.0 and "weights_from_cache" not in bench.load(s1, 0)
 
 
 def test_long_tail_time_budget_starts_no_run_that_would_not_finish(tmp_path, monkeypatch, capsys):

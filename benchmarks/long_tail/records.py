@@ -5,7 +5,7 @@ A record is ``--runs-dir/<suite>/<method>/seed<k>.json``: method, label, block, 
 eval_only, base_config, overrides, data, metrics, train_iters, s_per_iter, train_s, s_per_iter_median,
 meta_weights, wall_s, commit, machine, finished, ``diverged`` ({iteration, error}) for a diverged run, and
 ``replaced`` (the earlier record's commit, machine, finished, metrics) for a stage 1 whose weights were trained again
-without reproducing it (``Bench.check_stage1``).
+without reproducing it (``Bench.check_stage1``; ``weights_from_cache`` where an earlier command trained them).
 """
 import datetime
 import json

@@ -466,6 +466,50 @@ def test_long_tail_time_budget_starts_no_run_that_would_not_finish(tmp_path, mon
     assert len(calls) == 4
 
 
+def test_long_tail_plan_and_eta_count_the_stage_ones_that_will_be_trained(tmp_path, monkeypatch, capsys):
+    """Rows whose stage-1 weights are missing: the printed plan lists that stage 1 (once per seed, before the
+    first row that needs it) and the total and the ETA count its training; a seed whose weights are there
+    lists none."""
+    import argparse
+    import os
+    import re
+
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+
+    bench = Bench(argparse.Namespace(
+        base_config=LT_BASE, opts=[], iters=0, tag="t", runs_dir=str(tmp_path / "runs"), cache=str(tmp_path / "c"),
+        extra=[], train=None, test=None, seeds=[0, 1], blocks=[3], methods=["softmax+la", "bs_decoupled"],
+        time_budget=None, progress_every=0))
+    os.makedirs(bench.out_dir(bench.methods["softmax"], 1))
+    open(bench.weights(bench.methods["softmax"], 1), "w").close()  # seed 1's stage 1 is there
+    now = [0.0]
+    bench.clock = lambda: now[0]
+    monkeypatch.setattr(bench, "estimate", lambda m: 600.0)
+    monkeypatch.setattr(bench, "_planned", lambda m: (600.0, True))
+
+    def train(m, seed):
+        s1 = bench.weights(bench.methods["softmax"], seed)
+        if not os.path.exists(s1):  # its stage 1 first
+            now[0] += 600.0
+            os.makedirs(os.path.dirname(s1))
+            open(s1, "w").close()
+        now[0] += 600.0
+        return {"wall_s": 600.0, "metrics": {}}
+    monkeypatch.setattr(bench, "train", train)
+    bench.run_all()
+    out = capsys.readouterr().out
+    plan = re.findall(r"^  \d\. (\S+) seed (\d): .*\[(stage 1 of [^\s:]+|block 3)", out, re.M)
+    assert plan == [("softmax", "0", "stage 1 of softmax+la"), ("softmax+la", "0", "block 3"),
+                    ("bs_decoupled", "0", "block 3"), ("softmax+la", "1", "block 3"),
+                    ("bs_decoupled", "1", "block 3")], out
+    assert "  in all ~50m00s (estimates" in out, out
+    etas = re.findall(r"^\[\d/4\] (\S+) seed (\d) .*ETA (\S+) for", out, re.M)
+    assert etas == [("softmax+la", "0", "50m00s"), ("bs_decoupled", "0", "30m00s"), ("softmax+la", "1", "20m00s"),
+                    ("bs_decoupled", "1", "10m00s")], out
+
+
 def test_long_tail_training_time_leaves_out_pauses(tmp_path, monkeypatch):
     """A run that stood still (paused, or a busy machine) for some windows: its recorded cost is iterations x
     the median iteration time, not detectron2's total."""

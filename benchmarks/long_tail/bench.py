@@ -254,6 +254,21 @@ class Bench:
             need += self.estimate(self.methods[m.stage1])
         return need
 
+    def ahead(self, runs):
+        """``runs`` ([(method, seed)] in the order they will run) as [(method, seed, for)]: each with ``for``
+        None, and before the first run whose stage 1 has no weights, that stage 1 (``train`` trains it
+        first) with ``for`` that run's method; a stage 1 so placed is not listed again later."""
+        out, seen = [], set()
+        for m, s in runs:
+            s1 = self.methods[m.stage1] if m.stage1 else None
+            if s1 and (s1.name, s) not in seen and not os.path.exists(self.weights(s1, s)):
+                out.append((s1, s, m))
+                seen.add((s1.name, s))
+            if (m.name, s) not in seen:
+                out.append((m, s, None))
+                seen.add((m.name, s))
+        return out
+
     def run_all(self):
         plan = self.plan()
         for s1, s in dict.fromkeys((m.stage1, s) for m, s in plan if m.stage1):  # records match the weights
@@ -277,7 +292,8 @@ class Bench:
                 skipped.append(f"{m.name} seed {s} ({why})")
                 continue
             # the runs to come, estimated now (the finished ones' records, the speed measured so far)
-            self.progress.plan([(mm.name, ss, *self._planned(mm)) for mm, ss in todo[i:] if self.available(mm)[0]])
+            self.progress.plan([(mm.name, ss, *self._planned(mm)) for mm, ss, _ in
+                                self.ahead([r for r in todo[i:] if self.available(r[0])[0]])])
             eta = self.progress.planned_left()
             print(f"[{i + 1}/{len(todo)}] {m.name} seed {s} (block {m.block}); elapsed "
                   f"{hms(self.clock() - t_start)}, ETA {hms(eta)} for the {len(todo) - i} left", flush=True)

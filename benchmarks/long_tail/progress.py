@@ -23,17 +23,19 @@ TIME_FIELD = re.compile(r"\btime: ([\d.]+)\b")  # its mean seconds per iteration
 
 
 def plan_lines(bench, todo):
-    """The lines that say what ``todo`` ([(method, seed)]) will run, each run's estimated time, and the total."""
+    """The lines that say what ``todo`` ([(method, seed)]) will run, each run's estimated time, and the total;
+    with the stage 1s whose weights are missing (``Bench.ahead``), each before the first run that needs it."""
     lines, total = [], 0.0
-    for k, (m, s) in enumerate(todo, 1):
+    for k, (m, s, needed_by) in enumerate(bench.ahead(todo), 1):
         iters = bench.cost(m)[0]
         est = bench.estimate(m)
         total += est
         start = f" from {m.stage1}'s weights" if m.stage1 else ""
         what = (f"evaluates {m.stage1}'s weights with its own inference (no training)" if m.eval_only
                 else f"trains {iters} iterations{start}, then evaluates")
-        lines.append(f"  {k}. {m.name} seed {s}: {m.label} [block {m.block}: {bench.block_name(m.block)}]; "
-                     f"{what}; ~{hms(est)}")
+        where = (f"stage 1 of {needed_by.name}: its weights are missing" if needed_by else
+                 f"block {m.block}: {bench.block_name(m.block)}")
+        lines.append(f"  {k}. {m.name} seed {s}: {m.label} [{where}]; {what}; ~{hms(est)}")
     lines.append(f"  in all ~{hms(total)} (estimates: this suite's finished runs where it has some, else lt_shapes "
                  "on 2 CPU cores; corrected by the measured speed while a run trains)")
     return lines

@@ -422,7 +422,8 @@ def test_long_tail_stage_one_retrained_without_reproducing_its_record_remakes_th
     bench.train(sprior, 0)
     assert calls == [("softmax_rfs", None), ("softmax_rfs+la", "model_final.pth"),
                      ("softmax_rfs+la_sprior", "model_final.pth")]
-    assert bench.load(s1, 0)["metrics"]["bbox/AP"] == 55.0 and "weights_from_cache" not in bench.load(s1, 0)
+    rec = bench.load(s1, 0)
+    assert rec["metrics"]["bbox/AP"] == 55.0 and "weights_from_cache" not in rec and rec["wall_s"] == 1.0, rec
 
 
 def test_long_tail_time_budget_starts_no_run_that_would_not_finish(tmp_path, monkeypatch, capsys):

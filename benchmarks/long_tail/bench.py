@@ -130,21 +130,22 @@ class Bench:
         """The block-3 methods that start from ``s1``'s weights."""
         return [d for d in self.methods.values() if d.stage1 == s1.name]
 
-    def check_stage1(self, s1, seed, made_now=False):
+    def check_stage1(self, s1, seed, made_now=None):
         """Make ``s1``'s record of ``seed`` describe the weights in the cache. A stage 1 trained again for its
         weights need not reproduce its record (another commit or machine); then the cached run becomes the
         record (``replaced``: the earlier one's commit and metrics) and the records of ``seed`` made from the
         earlier weights (its block-3 rows) are removed, with every block-3 output of ``seed`` in the cache, to be
         made again from these: a paired difference is always over the same weights. Returns the removed records'
-        methods. ``made_now``: the cached weights were trained by this command (else their commit is unknown)."""
+        methods. ``made_now``: the record of this command's training of the cached weights (its wall time; None:
+        an earlier command trained them, their commit is not known here)."""
         rec, out = self.load(s1, seed), self.out_dir(s1, seed)
         cached = records.final_metrics(out)
         if (rec is None or rec.get("diverged") or cached is None or not os.path.exists(self.weights(s1, seed))
                 or records.same_metrics(rec["metrics"], cached)):
             return []
-        new = self._record(s1, seed, out, cached, None)
+        new = self._record(s1, seed, out, cached, made_now["wall_s"] if made_now else None)
         new["replaced"] = {k: rec.get(k) for k in ("commit", "machine", "finished", "metrics")}
-        if not made_now:
+        if made_now is None:
             new["weights_from_cache"] = True  # trained by an earlier command (its commit is not known here)
         self._write(s1, seed, new)
         deps = self.dependents(s1)
@@ -173,7 +174,7 @@ class Bench:
                 rec1 = self.run_once(s1, seed, keep_record=os.path.exists(self.record_path(s1, seed)))
                 if (rec1 or {}).get("diverged"):
                     return None
-                for d in self.check_stage1(s1, seed, made_now=True):  # the other rows of this seed, from the new weights
+                for d in self.check_stage1(s1, seed, made_now=rec1):  # the seed's other rows, from the new weights
                     if d.name != m.name and self.available(d)[0]:
                         self.run_once(d, seed, weights=weights)
         return self.run_once(m, seed, weights=weights)

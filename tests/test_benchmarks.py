@@ -89,7 +89,8 @@ def test_long_tail_methods_are_their_configs(tmp_path):
 # row (eval-only, from its stage 1's weights) is one config: its stage 1's training, its own inference.
 RECOMMENDED = {"balanced_softmax_rfs": "mask_rcnn_R18_FPN_balanced_softmax_rfs.yaml",
                "seesaw_linear_rfs": "mask_rcnn_R18_FPN_seesaw_linear_rfs.yaml",
-               "softmax_rfs+norcal": "mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml"}
+               "softmax_rfs+norcal": "mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml",
+               "softmax_normed_rfs+norcal": "mask_rcnn_R18_FPN_softmax_normed_rfs_norcal.yaml"}
 
 
 def test_recommended_configs_are_their_benchmark_rows(monkeypatch):

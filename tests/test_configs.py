@@ -70,7 +70,8 @@ def test_every_base_config_has_children():
 # The configs the README's "which method" table names: lt_shapes file -> its LVIS v1 twin
 TWINS = {"mask_rcnn_R18_FPN_balanced_softmax_rfs.yaml": "mask_rcnn_R_50_FPN_1x_balanced_softmax_rfs.yaml",
          "mask_rcnn_R18_FPN_seesaw_linear_rfs.yaml": "mask_rcnn_R_50_FPN_1x_seesaw_linear_rfs.yaml",
-         "mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml": "mask_rcnn_R_50_FPN_1x_softmax_rfs_norcal.yaml"}
+         "mask_rcnn_R18_FPN_softmax_rfs_norcal.yaml": "mask_rcnn_R_50_FPN_1x_softmax_rfs_norcal.yaml",
+         "mask_rcnn_R18_FPN_softmax_normed_rfs_norcal.yaml": "mask_rcnn_R_50_FPN_1x_softmax_normed_rfs_norcal.yaml"}
 
 
 def _flat(node, prefix=""):

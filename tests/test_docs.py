@@ -229,6 +229,7 @@ def test_makefile_and_ci_say_what_the_readme_says():
 # The README's "which method" rows -> the benchmark report's rows whose bbox APr / APf they quote
 WHICH_METHOD_ROWS = {
     "Seesaw + RFS": "Seesaw (linear, RFS)",
+    "NorCal on softmax (normed) + RFS": "softmax (normed, RFS) + NorCal",
     "NorCal on softmax + RFS": "softmax + RFS + NorCal",
     "Balanced Softmax + RFS": "Balanced Softmax + RFS",
     "Balanced Softmax + RFS, sampler's prior": "Balanced Softmax + RFS, sampler's prior",

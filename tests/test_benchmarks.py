@@ -878,6 +878,30 @@ def test_long_tail_published_numbers_beside_the_ranking(tmp_path, monkeypatch):
     assert "S6 open-mmlab/mmcv v1.5.1" in recipes and "pending: 21 of 27 runs" in recipes, recipes
 
 
+def test_long_tail_authors_recipe_rows_minus_their_shared_twins(tmp_path, monkeypatch):
+    """Each authors'-recipe row minus its shared-recipe twin, paired by seed over the seeds both finished, the
+    seeds a row diverged on named; a twin without records is pending."""
+    import json
+
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.peers import recipes_section
+
+    _made_records(tmp_path / "runs", {"ecm": [(50, 30, 70), (52, 34, 71)],
+                                      "ecm_authors": [(53, 32, 72), (54, 38, 74), (55, 40, 73)],
+                                      "federated_authors": [(55, 40, 70)]})
+    (tmp_path / "runs" / "lt_shapes_it1200" / "ecm" / "seed2.json").write_text(json.dumps(
+        {"method": "ecm", "seed": 2, "metrics": {}, "diverged": {"iteration": 700, "error": "FloatingPointError"},
+         "train_iters": 700, "train_s": 1.0, "wall_s": 1.0, "commit": "abc", "machine": "test"}))
+    bench = _lt_bench(tmp_path)
+    lines = recipes_section(bench, bench.table())
+    pair = next(x for x in lines if " − ECM (normed, RFS) (" in x)
+    assert pair.endswith("− ECM (normed, RFS) (ECM (normed, RFS) diverged on seed 2; 2 seeds): bbox APr +3.0 ± 1.4 "
+                         "APc +2.5 ± 0.7 APf +2.5 ± 0.7 AP +2.5 ± 0.7; segm APr +3.0 ± 1.4 APc +2.5 ± 0.7 APf +2.5 ± "
+                         "0.7 AP +2.5 ± 0.7"), pair
+    fed = next(x for x in lines if " − federated (RFS)" in x)
+    assert fed.endswith("− federated (RFS): pending"), fed
+
+
 def test_long_tail_figure_heads_each_block(tmp_path, monkeypatch):
     """The chart's rows sit under their block's heading (bold), one heading per block with rows."""
     monkeypatch.syspath_prepend("benchmarks")

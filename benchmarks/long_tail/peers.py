@@ -3,8 +3,8 @@ ranking beside the published LVIS numbers (``published.py``), with where the ord
 from itertools import combinations
 
 from .published import PUBLISHED, SOURCES
-from .recipes import NOT_REPRODUCED, RECIPES, SHARED
-from .stats import by_name, paired, pm, pmd, verdict
+from .recipes import NOT_REPRODUCED, RECIPES, SHARED, TWINS
+from .stats import by_name, pair_line, paired, pm, pmd, verdict
 
 
 def _selected(bench, names):
@@ -25,11 +25,31 @@ def recipes_section(bench, rows):
            "the authors' official recipe has and the shared one lacks, scaled to this schedule; the other rows "
            f"follow {SHARED}; pending: {missing} of {total} runs):", ""]
     out += [f"- {bench.methods[n].label}: {RECIPES[n][0]}{_cite(RECIPES[n][1])}" for n in names]
+    out += twins_lines(bench, rows)
     out += ["", "Settings of the official recipes that differ from this benchmark and no row reproduces:", ""]
     out += [f"- {what}: theirs {theirs}; here {here}{_cite(src)}" for what, theirs, here, src in NOT_REPRODUCED]
     cited = sorted({s for n in names for s in RECIPES[n][1]} | {s for *_, src in NOT_REPRODUCED for s in src},
                    key=lambda s: int(s[1:]))
     return out + ["", "Sources: " + "; ".join(f"{s} {SOURCES[s]}" for s in cited) + ".", ""]
+
+
+def twins_lines(bench, rows):
+    """Each authors'-recipe row minus its shared-recipe twin, paired by seed, with the seeds each diverged on
+    (a diverged seed pairs with nothing)."""
+    twins = [(a, b) for a, b in TWINS.items() if _selected(bench, (a, b)) == [a, b]]
+    if not twins:
+        return []
+    by, labels = by_name(rows), {n: m.label for n, m in bench.methods.items()}
+    diverged = {}
+    for m, s, _ in bench.diverged():
+        diverged.setdefault(m.name, []).append(s)
+    out = ["", "The authors' recipe minus the shared one, the same loss, classifier and sampler (paired by seed "
+           "over the seeds both finished, mean ± std of the differences):", ""]
+    for a, b in twins:
+        div = "; ".join(f"{labels[n]} diverged on seed {', '.join(map(str, diverged[n]))}"
+                        for n in (a, b) if n in diverged)
+        out.append(pair_line(by, labels, a, b, div))
+    return out
 
 
 def _num(x):

@@ -29,6 +29,8 @@ RECIPES = {
                           "(ROI_BOX_HEAD.PRIOR_PROB in centernet/modeling/roi_heads/custom_fast_rcnn.py; here "
                           "MODEL.BALMS.FEDERATED.PRIOR_PROB)", ("S4", "S3")),
 }
+# row with its authors' recipe -> its shared-recipe twin (the same loss, classifier and sampler)
+TWINS = {"ecm_authors": "ecm", "federated_authors": "federated"}
 # (setting, the authors', here, sources): differences from every official recipe that no row reproduces
 NOT_REPRODUCED = [
     ("batch and LR", "16 images per iteration at LR 0.02 (linear scaling: 0.01 at batch 8)",

@@ -5,8 +5,8 @@ import statistics
 
 from . import claims
 from .answer import check, pending_line
-from .methods import METRICS, TASKS
-from .stats import by_name, nseeds, paired, pmd, shared_seeds, verdict
+from .methods import METRICS
+from .stats import by_name, nseeds, pair_line, paired, pmd, shared_seeds, verdict
 
 TIE_RULE = "a paired gap within its std over ≥ 2 seeds is a tie"
 
@@ -47,17 +47,6 @@ def _pending(bench, names):
     return f"pending: {missing} of {total} runs"
 
 
-def _pair_line(by, labels, a, b, what=""):
-    """"- A − B (what; n seeds): bbox APr .. APc .. APf .. AP ..; segm ..", or "...: pending"."""
-    head = f"- {labels[a]} − {labels[b]}"
-    if a not in by or b not in by or not shared_seeds(by[a], by[b]):
-        return f"{head}{f' ({what})' if what else ''}: pending"
-    n = len(shared_seeds(by[a], by[b]))
-    d = {t: " ".join(f"{k} {pmd(*paired(by[a], by[b], f'{t}/{k}')[:2])}" for k in ("APr", "APc", "APf", "AP"))
-         for t in TASKS}
-    return f"{head} ({what + '; ' if what else ''}{nseeds(n)}): bbox {d['bbox']}; segm {d['segm']}"
-
-
 def sprior_section(bench, rows, task="bbox"):
     names = [n for pair in claims.SPRIOR_PAIRS for n in pair]
     target_rows = [n for t in claims.SPRIOR_TARGETS for n in (t.a, t.b)]
@@ -68,7 +57,7 @@ def sprior_section(bench, rows, task="bbox"):
            "label counts of one pass of the training sampler, RFS here, instead of the raw training counts; each "
            "row minus its raw-prior twin, paired by seed over the seeds both have, mean ± std of the differences; "
            f"{_pending(bench, names + target_rows)}):", ""]
-    out += [_pair_line(by, labels, a, b) for a, b in claims.SPRIOR_PAIRS if _wanted(bench, (a, b))]
+    out += [pair_line(by, labels, a, b) for a, b in claims.SPRIOR_PAIRS if _wanted(bench, (a, b))]
     out += ["", f"Targets of \"Balanced Softmax under re-sampling\" ({task}, paired by seed):", ""]
     for t in claims.SPRIOR_TARGETS:
         c = check(t, by, task)
@@ -84,7 +73,7 @@ def sensitivity_section(bench, rows):
     out = ["**Sensitivity, not a method** (left out of the best rows; each sensitivity row minus its default row, "
            f"paired by seed; {_pending(bench, names)}):", ""]
     for s, d, what in claims.SENSITIVITIES:
-        out.append(_pair_line(by, labels, s, d, what))
+        out.append(pair_line(by, labels, s, d, what))
         w = {n: group_weights(bench, by[n]) if n in by else None for n in (s, d)}
         if any(w.values()):
             out.append("  Learned weights per frequency group (mean over seeds; every weight starts at 0.5): "

@@ -41,6 +41,17 @@ def paired(a, b, key):
     return statistics.mean(d), (statistics.stdev(d) if len(d) > 1 else None), len(d)
 
 
+def pair_line(by, labels, a, b, what=""):
+    """"- A − B (what; n seeds): bbox APr .. APc .. APf .. AP ..; segm ..", or "...: pending"."""
+    head = f"- {labels[a]} − {labels[b]}"
+    if a not in by or b not in by or not shared_seeds(by[a], by[b]):
+        return f"{head}{f' ({what})' if what else ''}: pending"
+    n = len(shared_seeds(by[a], by[b]))
+    d = {t: " ".join(f"{k} {pmd(*paired(by[a], by[b], f'{t}/{k}')[:2])}" for k in ("APr", "APc", "APf", "AP"))
+         for t in TASKS}
+    return f"{head} ({what + '; ' if what else ''}{nseeds(n)}): bbox {d['bbox']}; segm {d['segm']}"
+
+
 def verdict(p):
     """The tie rule on a paired difference ``p`` (mean, std, n): "tie" when its mean is within its std over
     >= 2 seeds, else "higher" / "lower"; None when it cannot be judged (no difference, or one seed)."""

@@ -112,6 +112,34 @@ def test_recommended_configs_are_their_benchmark_rows(monkeypatch):
         assert m.eval_only or m.config == f"{LT}/{config}", name  # a trained row runs the file itself
 
 
+
+# LVIS v1 peer config -> the benchmark row with its authors' recipe
+AUTHORS_LVIS = {"ecm_authors": "mask_rcnn_R_50_FPN_1x_ecm.yaml", "federated_authors": "mask_rcnn_R_50_FPN_1x_federated.yaml"}
+
+
+def test_lvis_peer_configs_follow_the_recipe_of_their_authors_rows(monkeypatch):
+    """The LVIS v1 ECM and federated configs set every key the benchmark's authors'-recipe row adds (clipping,
+    the classifier's bias), and the warm-up the row scales to 1,200 iterations from the config's own schedule."""
+    monkeypatch.syspath_prepend("benchmarks")
+    from conftest import REPO
+    from long_tail.methods import METHODS
+
+    from balms_det.engine import build_config
+
+    rows = {m.name: m for m in METHODS}
+    for name, lvis in AUTHORS_LVIS.items():
+        cfg = build_config(os.path.join(REPO, "configs", "LVISv1-InstanceSegmentation", lvis), validate=False)
+        recipe = dict(zip(*[iter(rows[name].extra)] * 2))
+        assert set(recipe) - {"SOLVER.WARMUP_ITERS"} and "SOLVER.WARMUP_ITERS" in recipe, name
+        for key, value in recipe.items():
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            if key == "SOLVER.WARMUP_ITERS":  # the same share of the schedule
+                assert round(node * 1200 / cfg.SOLVER.MAX_ITER) == int(value), (lvis, node)
+            else:
+                assert str(node) == value or node == type(node)(value), (lvis, key, node, value)
+
 COCO_DATA = '''
 """A user's own COCO-format dataset (3 classes, class 2 rare), written and registered on import."""
 import json, os

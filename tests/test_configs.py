@@ -11,7 +11,6 @@ import pytest
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.layers import FrozenBatchNorm2d
-from detectron2.solver import build_optimizer
 from detectron2.utils.events import EventStorage
 from torch import nn
 
@@ -111,7 +110,7 @@ def test_config_builds_and_trains_one_iteration(path):
     model = _trainer_cls().build_model(cfg)
     if cfg.MODEL.BALMS.DECOUPLED.REINIT_CLASSIFIER:
         assert len(reinit_classifier(model)) >= 1
-    optimizer = build_optimizer(cfg, model)
+    optimizer = _trainer_cls().build_optimizer(cfg, model)  # tools/train_net.py's (+ CLIP_TYPE full_model)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
     model.train()

@@ -112,9 +112,9 @@ def test_recommended_configs_are_their_benchmark_rows(monkeypatch):
         assert m.eval_only or m.config == f"{LT}/{config}", name  # a trained row runs the file itself
 
 
-
 # LVIS v1 peer config -> the benchmark row with its authors' recipe
-AUTHORS_LVIS = {"ecm_authors": "mask_rcnn_R_50_FPN_1x_ecm.yaml", "federated_authors": "mask_rcnn_R_50_FPN_1x_federated.yaml"}
+AUTHORS_LVIS = {"ecm_authors": "mask_rcnn_R_50_FPN_1x_ecm.yaml",
+                "federated_authors": "mask_rcnn_R_50_FPN_1x_federated.yaml"}
 
 
 def test_lvis_peer_configs_follow_the_recipe_of_their_authors_rows(monkeypatch):
@@ -139,6 +139,7 @@ def test_lvis_peer_configs_follow_the_recipe_of_their_authors_rows(monkeypatch):
                 assert round(node * 1200 / cfg.SOLVER.MAX_ITER) == int(value), (lvis, node)
             else:
                 assert str(node) == value or node == type(node)(value), (lvis, key, node, value)
+
 
 COCO_DATA = '''
 """A user's own COCO-format dataset (3 classes, class 2 rare), written and registered on import."""

@@ -107,10 +107,11 @@ def test_config_builds_and_trains_one_iteration(path):
 
     cfg = _offline_cfg(path)
     torch.manual_seed(0)
-    model = _trainer_cls().build_model(cfg)
+    trainer = _trainer_cls()
+    model = trainer.build_model(cfg)
     if cfg.MODEL.BALMS.DECOUPLED.REINIT_CLASSIFIER:
         assert len(reinit_classifier(model)) >= 1
-    optimizer = _trainer_cls().build_optimizer(cfg, model)  # tools/train_net.py's (+ CLIP_TYPE full_model)
+    optimizer = trainer.build_optimizer(cfg, model)  # tools/train_net.py's (+ CLIP_TYPE full_model)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
 
     model.train()

@@ -846,7 +846,9 @@ def test_long_tail_reviewers_questions_are_answered_from_the_paired_gaps(tmp_pat
             "balanced_softmax": [(54, 37, 70), (54, 37, 70.5), (55, 37, 71)],  # APr +6.0 ± 1.0, APf -0.5 ± 0.5
             "bs_decoupled": [(53, 36, 69), (53, 37, 69)],  # seeds 0, 1: APr +6.0 ± 0.0, APf -1.5 ± 0.7: lower
             "balms_decoupled": [(53, 38, 69), (53, 39.2, 69)],  # APr +2.1 ± 0.1 over bs_decoupled
-            "balms_decoupled_images": [(53, 36.4, 69)]}  # one shared seed: not judged
+            "balms_decoupled_images": [(53, 36.4, 69)],  # one shared seed: not judged
+            "bsig_decoupled": [(53, 36, 69), (53, 37, 69)],
+            "balms_sigmoid_decoupled": [(53, 36.5, 69), (53, 36.5, 69)]}  # APr +0.0 ± 0.7 over bsig_decoupled: tie
     _made_records(tmp_path / "runs", made)
     bench = _lt_bench(tmp_path)
     lines = questions_section(bench, bench.table())
@@ -859,7 +861,8 @@ def test_long_tail_reviewers_questions_are_answered_from_the_paired_gaps(tmp_pat
             "tie, AP +3.3 ± 0.6 higher (3 seeds)") in text, text
     q5 = next(x for x in lines if x.startswith("- **Q5."))
     assert q5.endswith("**Yes**: a Meta Reweighter row gains APr beyond the noise over its Balanced Softmax twin, AP "
-                       "kept (bank, softmax chain); so far 1 of 5 comparisons judged."), q5
+                       "kept (bank, softmax chain: 1 of the 2 judged comparisons); so far 2 of 5 comparisons "
+                       "judged."), q5
     assert ("  - images (official), softmax chain (BALMS decoupled (images, official) − Balanced Softmax decoupled "
             "(tau 1)): APr +0.4, APf +0.0, AP +0.0 (1 seed, not judged)") in text, text
     assert "- **Q4. Does the sampler's prior fix it?** **Pending**: no comparison has 2 shared seeds yet." in text

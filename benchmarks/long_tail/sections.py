@@ -117,8 +117,10 @@ def questions_section(bench, rows, task="bbox"):
             head = "**Pending**: no comparison has 2 shared seeds yet"
         else:
             head = f"**{ans.capitalize()}**: " + (q.yes if ans == "yes" else q.no)
-            if deciding:
-                head += " (" + "; ".join(deciding) + ")"
+            if deciding:  # an "any" answer says how many of the judged comparisons carry it
+                some = q.need == "any" and ans == "yes" and len(deciding) < n_judged
+                head += (" (" + "; ".join(deciding)
+                         + (f": {len(deciding)} of the {n_judged} judged comparisons" if some else "") + ")")
             if n_judged < len(results):
                 head += f"; so far {n_judged} of {len(results)} comparisons judged"
         out.append(f"- **Q{i}. {q.text}** {head}.")

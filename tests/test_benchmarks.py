@@ -121,20 +121,17 @@ def test_lvis_peer_configs_follow_the_recipe_of_their_authors_rows(monkeypatch):
     """The LVIS v1 ECM and federated configs set every key the benchmark's authors'-recipe row adds (clipping,
     the classifier's bias), and the warm-up the row scales to 1,200 iterations from the config's own schedule."""
     monkeypatch.syspath_prepend("benchmarks")
-    from conftest import REPO
+    from long_tail.configs import build_cfg, flat
     from long_tail.methods import METHODS
-
-    from balms_det.engine import build_config
 
     rows = {m.name: m for m in METHODS}
     for name, lvis in AUTHORS_LVIS.items():
-        cfg = build_config(os.path.join(REPO, "configs", "LVISv1-InstanceSegmentation", lvis), validate=False)
+        cfg = build_cfg(f"configs/LVISv1-InstanceSegmentation/{lvis}")
+        keys = flat(cfg)
         recipe = dict(zip(*[iter(rows[name].extra)] * 2))
         assert set(recipe) - {"SOLVER.WARMUP_ITERS"} and "SOLVER.WARMUP_ITERS" in recipe, name
         for key, value in recipe.items():
-            node = cfg
-            for part in key.split("."):
-                node = node[part]
+            node = keys[key]
             if key == "SOLVER.WARMUP_ITERS":  # the same share of the schedule
                 assert round(node * 1200 / cfg.SOLVER.MAX_ITER) == int(value), (lvis, node)
             else:

@@ -599,6 +599,40 @@ def test_long_tail_reproduction_compares_a_rerun_with_the_rows_std(tmp_path, mon
     assert reproduction(bench, bench.table(), str(tmp_path / "absent"))[2] == "- none yet"
 
 
+def test_long_tail_reproduction_says_when_the_repeated_record_was_replaced(tmp_path, monkeypatch):
+    """A repeat whose record was replaced (a stage 1 trained again that did not reproduce it) is also compared
+    with the replaced metrics; a block-3 row made again from those new weights says so."""
+    import argparse
+    import json
+
+    monkeypatch.syspath_prepend("benchmarks")
+    from long_tail.bench import Bench
+    from long_tail.methods import LT_BASE
+    from long_tail.report import reproduction
+
+    runs = tmp_path / "runs"
+    _made_records(runs, {"softmax": [(56, 36, 70), (52, 31, 71), (54, 32, 72)],
+                         "softmax+la": [(57, 41, 69), (53, 38, 70), (55, 40, 71)]})
+    _made_records(tmp_path / "again", {"softmax": [(54.5, 34.5, 68.5)], "softmax+la": [(57.5, 41.5, 69.5)]})
+    path = runs / "lt_shapes_it1200" / "softmax" / "seed0.json"
+    rec = json.loads(path.read_text())
+    old = {k: v - 1.5 for k, v in rec["metrics"].items()}
+    rec.update(finished="2026-12-05T12:00:00", replaced={"commit": "old1", "finished": "2026-12-02T08:00:00",
+                                                         "metrics": old})
+    path.write_text(json.dumps(rec))
+    bench = Bench(argparse.Namespace(
+        base_config=LT_BASE, opts=[], iters=0, tag="lt_shapes", runs_dir=str(runs),
+        cache=str(tmp_path / "c"), extra=[], train=None, test=None, seeds=[0, 1, 2], blocks=[1, 3], methods=None))
+    lines = [x for x in reproduction(bench, bench.table(), str(tmp_path / "again")) if x.startswith("- ")]
+    assert len(lines) == 2
+    assert lines[0].startswith("- softmax (stock head), seed 0 (3 seeds for the std): bbox AP -1.50 (within std)")
+    assert lines[0].endswith("; the record it repeated (old1, 2026-12-02) was replaced by a training of the same "
+                             "row that did not reproduce it (2026-12-05); against that record: bbox AP +0.00, "
+                             "bbox APr +0.00, bbox APf +0.00, segm AP +0.00, segm APr +0.00, segm APf +0.00")
+    assert lines[1].endswith("; made again from the weights of softmax (stock head)'s replacing training, "
+                             "not the ones it repeated")
+
+
 def test_long_tail_answer_names_the_best_rows_contributions_and_targets(tmp_path, monkeypatch):
     """The report's answer from records over 3 seeds: best rows, the controlled differences, the targets; the
     differences are paired by seed, over the seeds both rows have (a row with seed 0 only: softmax's seed 0)."""

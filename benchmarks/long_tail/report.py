@@ -92,8 +92,26 @@ def reproduction(bench, rows, runs_dir):
                                else f" (OUTSIDE std {std:.1f})")
                     cells.append(f"{t} {k} {d:+.2f}{verdict}")
             repeats.append(f"- {r['method'].label}, seed {s} ({nseeds(len(r['seeds']))} for the std): "
-                           + ", ".join(cells))
+                           + ", ".join(cells) + replaced_note(bench, r["method"], s, again))
     return lines + (repeats or ["- none yet"]) + [""]
+
+
+def replaced_note(bench, m, seed, again):
+    """Where the record a run repeated is gone: ``m``'s record of ``seed`` replaced by a stage 1 trained again
+    (the repeat against the replaced metrics), or made again from its stage 1's replaced weights."""
+    rec = bench.load(m, seed) or {}
+    old = rec.get("replaced")
+    if old:
+        nan = float("nan")
+        cells = ", ".join(f"{t} {k} {again.get(f'{t}/{k}', nan) - old['metrics'].get(f'{t}/{k}', nan):+.2f}"
+                          for t in TASKS for k in ("AP", "APr", "APf"))
+        when = f" ({rec['finished'][:10]})" if rec.get("finished") else ""
+        return (f"; the record it repeated ({old.get('commit')}, {str(old.get('finished'))[:10]}) was replaced by a "
+                f"training of the same row that did not reproduce it{when}; against that record: {cells}")
+    s1 = bench.methods.get(m.stage1) if m.stage1 else None
+    if s1 is not None and (bench.load(s1, seed) or {}).get("replaced"):
+        return f"; made again from the weights of {s1.label}'s replacing training, not the ones it repeated"
+    return ""
 
 
 def deltas(rows, base="softmax"):
